@@ -1,0 +1,67 @@
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import { isTokendError } from './errors.js';
+
+export type { Logger } from 'pino';
+
+/**
+ * Field names that may hold a secret somewhere in an object passed to the logger. Code never logs
+ * these on purpose (it logs the allowed fields below); this is the second layer.
+ */
+const SECRET_KEYS = [
+  'access_token',
+  'accessToken',
+  'refresh_token',
+  'refreshToken',
+  'id_token',
+  'idToken',
+  'code',
+  'code_verifier',
+  'codeVerifier',
+  'client_secret',
+  'clientSecret',
+  'password',
+  'passphrase',
+  'token',
+  'authorization',
+  'Authorization',
+  'cookie',
+];
+
+const redactPaths = SECRET_KEYS.flatMap((key) => [key, `*.${key}`, `*.*.${key}`]);
+
+/**
+ * Errors are logged as class name, code and message only: tokend's own messages are written to be
+ * safe, and anything else (a GaxiosError, say) may carry a response body or request config, so its
+ * message is dropped too.
+ */
+export function serializeError(err: unknown): Record<string, unknown> {
+  if (isTokendError(err)) {
+    return { type: err.name, code: err.code, message: err.message };
+  }
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return { type: err.name, ...(typeof code === 'string' ? { code } : {}) };
+  }
+  return { type: typeof err };
+}
+
+export interface LogOptions {
+  level?: string;
+  destination?: DestinationStream;
+}
+
+export function createLogger(options: LogOptions = {}): Logger {
+  const config: LoggerOptions = {
+    level: options.level ?? 'info',
+    base: { name: 'tokend', pid: process.pid },
+    redact: { paths: redactPaths, censor: '[Redacted]' },
+    serializers: { err: serializeError, error: serializeError },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+  return pino(config, options.destination ?? pino.destination({ fd: 2, sync: true }));
+}
+
+/** A logger that drops everything, for unit tests and library use. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
