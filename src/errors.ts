@@ -130,3 +130,17 @@ export const errorClasses = [
 export function isTokendError(value: unknown): value is TokendError {
   return value instanceof TokendError;
 }
+
+/** Rebuilds an error the daemon sent as JSON, as the same class, so the CLI maps it like a local one. */
+export function errorFromJson(body: unknown, httpStatus: number): TokendError {
+  const error = typeof body === 'object' && body !== null ? (body as { error?: unknown }).error : undefined;
+  if (typeof error !== 'object' || error === null) {
+    return new InternalError(`the daemon answered HTTP ${httpStatus} without an error description`);
+  }
+  const { code, message, hint, details } = error as Record<string, unknown>;
+  const Cls = errorClasses.find((candidate) => candidate.code === code) ?? InternalError;
+  return new Cls(typeof message === 'string' ? message : `the daemon answered HTTP ${httpStatus}`, {
+    ...(typeof hint === 'string' ? { hint } : {}),
+    ...(typeof details === 'object' && details !== null ? { details: details as Record<string, unknown> } : {}),
+  });
+}

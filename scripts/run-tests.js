@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// Runs every test file under test/ with node's test runner (TypeScript through tsx). Node 20's
+// runner takes no globs, so the files are listed here. test/final/ runs last: it reads what the
+// other suites left behind (the captured logs) and checks it.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+
+function testFiles(dir) {
+  const out = [];
+  for (const name of readdirSync(dir).sort()) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) out.push(...testFiles(path));
+    else if (name.endsWith('.test.ts')) out.push(relative(root, path));
+  }
+  return out;
+}
+
+const only = process.argv.slice(2);
+const all = testFiles(join(root, 'test'));
+const selected = only.length > 0 ? all.filter((f) => only.some((o) => f.includes(o))) : all;
+const first = selected.filter((f) => !f.startsWith('test/final/'));
+const last = selected.filter((f) => f.startsWith('test/final/'));
+
+const artifacts = mkdtempSync(join(tmpdir(), 'tokend-test-'));
+const env = { ...process.env, TOKEND_TEST_ARTIFACTS: artifacts };
+const run = (files) =>
+  files.length === 0
+    ? 0
+    : spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...files], {
+        cwd: root,
+        env,
+        stdio: 'inherit',
+      }).status ?? 1;
+
+let status = run(first);
+if (status === 0) status = run(last);
+if (status === 0) rmSync(artifacts, { recursive: true, force: true });
+else console.error(`test artifacts (logs) kept in ${artifacts}`);
+process.exit(status);

@@ -1,0 +1,97 @@
+import { AccountNotFoundError, NotLoggedInError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { accountEntry, STORE_SERVICE, type SecretStore } from '../store/secret-store.js';
+import { serializeError } from '../log.js';
+import { parseAccount, serializeAccount, type Account } from './account.js';
+
+export const DEFAULT_ACCOUNT = 'default';
+
+export interface UnreadableRecord {
+  entry: string;
+  problem: string;
+}
+
+/**
+ * The accounts the store holds, loaded once at start and written through on every change. The
+ * default account is the one logged in first (the oldest record).
+ */
+export class AccountRegistry {
+  private readonly accounts = new Map<string, Account>();
+  private readonly unreadable: UnreadableRecord[] = [];
+
+  constructor(
+    private readonly store: SecretStore,
+    private readonly logger: Logger,
+  ) {}
+
+  async load(): Promise<void> {
+    const credentials = await this.store.findCredentials(STORE_SERVICE);
+    this.accounts.clear();
+    this.unreadable.length = 0;
+    for (const { account: entry, password } of credentials) {
+      try {
+        const account = parseAccount(entry, password);
+        this.accounts.set(account.email, account);
+      } catch (error) {
+        // A damaged record is reported and left in place: deleting it could destroy the only copy.
+        this.unreadable.push({ entry, problem: (error as Error).message });
+        this.logger.error({ event: 'store_record_unreadable', entry, err: serializeError(error) }, 'a stored account record could not be read');
+      }
+    }
+  }
+
+  list(): Account[] {
+    return [...this.accounts.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.email.localeCompare(b.email));
+  }
+
+  unreadableRecords(): readonly UnreadableRecord[] {
+    return this.unreadable;
+  }
+
+  defaultAccount(): Account | undefined {
+    return this.list()[0];
+  }
+
+  find(email: string): Account | undefined {
+    return this.accounts.get(email.toLowerCase());
+  }
+
+  /** `default` or an email → the account, or an error that says how to log in. */
+  resolve(name: string): Account {
+    if (name === DEFAULT_ACCOUNT) {
+      const account = this.defaultAccount();
+      if (account === undefined) {
+        throw new NotLoggedInError('not logged in: tokend holds no account yet', {
+          hint: 'run `tokend login --client-secrets client_secrets.json --scopes cloud-platform`',
+        });
+      }
+      return account;
+    }
+    const account = this.find(name);
+    if (account === undefined) {
+      const known = this.list().map((a) => a.email);
+      throw new AccountNotFoundError(`not logged in as ${name}`, {
+        hint:
+          known.length === 0
+            ? 'run `tokend login --client-secrets client_secrets.json --scopes cloud-platform`'
+            : `logged-in accounts: ${known.join(', ')}; to add this one, run \`tokend login --client-secrets client_secrets.json\``,
+      });
+    }
+    return account;
+  }
+
+  /** Writes the account's record; the in-memory account is only registered once the store has it. */
+  async save(account: Account): Promise<void> {
+    const { service, account: entry } = accountEntry(account.email);
+    await this.store.setPassword(service, entry, serializeAccount(account));
+    this.accounts.set(account.email, account);
+  }
+
+  async remove(account: Account): Promise<void> {
+    const { service, account: entry } = accountEntry(account.email);
+    await this.store.deletePassword(service, entry);
+    this.accounts.delete(account.email);
+    account.removed = true;
+    account.generation++;
+  }
+}

@@ -1,0 +1,465 @@
+import type { Clock, TimerHandle } from '../clock.js';
+import type {
+  TokendError} from '../errors.js';
+import {
+  ConsentRequiredError,
+  isTokendError,
+  NotLoggedInError,
+  ScopeNotGrantedError,
+  UpstreamRejectedError,
+  UpstreamUnavailableError,
+} from '../errors.js';
+import { serializeError, type Logger } from '../log.js';
+import type { ClientConfig } from '../oauth/client-config.js';
+import { GrantInvalidError, toUpstreamError, type OAuthEndpoint } from '../oauth/token-endpoint.js';
+import type { Secret } from '../secret.js';
+import { Account } from './account.js';
+import type { AccountRegistry } from './accounts.js';
+import { ScopeSet } from './scopes.js';
+import { SingleFlight } from './single-flight.js';
+import { cacheKey, remainingSeconds, TokenCache, type CachedToken } from './token-cache.js';
+
+export interface FreshnessPolicy {
+  /** A cached token is served only with more than this left, while the upstream is healthy. */
+  minServeSeconds: number;
+  /** Background refresh starts when this fraction of a token's life has passed. */
+  refreshAtFraction: number;
+  /** Entries used within this window are kept fresh in the background. */
+  activeWindowMs: number;
+  /** After a failed refresh, callers are not sent upstream again for this long (cached tokens are served). */
+  failureCooldownMs: number;
+  /** Background retry after a failed refresh: first delay, doubled up to the maximum. */
+  backgroundRetryMs: number;
+  backgroundRetryMaxMs: number;
+  maxCachedTokens: number;
+}
+
+export const defaultFreshnessPolicy: FreshnessPolicy = {
+  // Google's client libraries treat 300 s or less as expired and fetch again on every call.
+  minServeSeconds: 360,
+  refreshAtFraction: 0.75,
+  activeWindowMs: 60 * 60_000,
+  failureCooldownMs: 5_000,
+  backgroundRetryMs: 15_000,
+  backgroundRetryMaxMs: 5 * 60_000,
+  maxCachedTokens: 256,
+};
+
+export interface CallerInfo {
+  /** How the request arrived: 'unix' or 'tcp'. */
+  transport: string;
+  pid?: number;
+  uid?: number;
+}
+
+export interface TokenRequest {
+  account: string;
+  /** Absent: the account's default scopes. */
+  scopes?: ScopeSet;
+  caller?: CallerInfo;
+}
+
+export type CacheOutcome = 'hit' | 'miss' | 'stale';
+
+export interface IssuedToken {
+  account: string;
+  scopes: ScopeSet;
+  accessToken: Secret;
+  expiresIn: number;
+  cache: CacheOutcome;
+}
+
+export interface BrokerDeps {
+  accounts: AccountRegistry;
+  upstream: OAuthEndpoint;
+  clock: Clock;
+  logger: Logger;
+  policy?: Partial<FreshnessPolicy>;
+}
+
+interface RefreshFailure {
+  at: number;
+  error: TokendError;
+  retryDelayMs: number;
+}
+
+/** A hint users can paste: the login that (re)grants `scopes` for `account`. */
+export function loginCommand(account: Account | undefined, scopes: ScopeSet): string {
+  const file = account?.clientFile ?? 'client_secrets.json';
+  const quoted = /^[\w./~-]+$/.test(file) ? file : `'${file.replace(/'/g, `'\\''`)}'`;
+  return `tokend login --client-secrets ${quoted} --scopes ${scopes.withoutIdentity().toShortList()}`;
+}
+
+/**
+ * The broker: accounts, scope checks, the token cache, single-flight refresh and background refresh.
+ * It knows nothing of HTTP; every surface (socket API, metadata listener, tests) calls it.
+ */
+export class Broker {
+  readonly policy: FreshnessPolicy;
+  private readonly accounts: AccountRegistry;
+  private readonly upstream: OAuthEndpoint;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly cache: TokenCache;
+  private readonly refreshes = new SingleFlight<CachedToken>();
+  private readonly failures = new Map<string, RefreshFailure>();
+  private readonly timers = new Map<string, TimerHandle>();
+  private readonly background = new Set<Promise<unknown>>();
+  private stopped = false;
+
+  constructor(deps: BrokerDeps) {
+    this.accounts = deps.accounts;
+    this.upstream = deps.upstream;
+    this.clock = deps.clock;
+    this.logger = deps.logger;
+    this.policy = { ...defaultFreshnessPolicy, ...deps.policy };
+    this.cache = new TokenCache(this.policy.maxCachedTokens);
+  }
+
+  get registry(): AccountRegistry {
+    return this.accounts;
+  }
+
+  async getToken(request: TokenRequest): Promise<IssuedToken> {
+    const account = this.accounts.resolve(request.account);
+    this.assertHealthy(account);
+    const scopes = request.scopes ?? account.defaultScopes;
+    this.assertGranted(account, scopes);
+    const key = cacheKey(account.email, scopes);
+    const now = this.clock.now();
+    const cached = this.cache.get(key);
+    let token: CachedToken;
+    let outcome: CacheOutcome;
+    if (cached !== undefined && remainingSeconds(cached, now) > this.serveThresholdSeconds(cached)) {
+      token = cached;
+      outcome = 'hit';
+    } else {
+      try {
+        token = await this.refreshShared(key, account, scopes);
+        outcome = 'miss';
+      } catch (error) {
+        const fallback = this.cache.get(key);
+        if (!isUpstreamOutage(error) || fallback === undefined || remainingSeconds(fallback, this.clock.now()) < 1) {
+          throw error;
+        }
+        // The upstream is failing but the cached token is still valid: serve it rather than nothing.
+        token = fallback;
+        outcome = 'stale';
+      }
+    }
+    token.lastUsedAt = this.clock.now();
+    this.scheduleBackgroundRefresh(key, token);
+    const expiresIn = remainingSeconds(token, this.clock.now());
+    this.logger.info(
+      {
+        event: 'token_issued',
+        account: account.email,
+        scopes: scopes.scopes,
+        cache: outcome,
+        expires_in: expiresIn,
+        caller: request.caller,
+      },
+      'access token issued',
+    );
+    return { account: account.email, scopes, accessToken: token.accessToken, expiresIn, cache: outcome };
+  }
+
+  /** Resolves an account for read-only metadata (email, scopes) with the same errors as getToken. */
+  describeAccount(name: string): { email: string; scopes: ScopeSet; granted: ScopeSet; projectId: string | undefined } {
+    const account = this.accounts.resolve(name);
+    return {
+      email: account.email,
+      scopes: account.defaultScopes,
+      granted: account.granted,
+      projectId: account.client.projectId,
+    };
+  }
+
+  /**
+   * Adopts a fresh consent: a new account, or a new refresh token for a known one. The old refresh
+   * token is discarded, not revoked: Google revokes every token of the grant, the new one included.
+   */
+  async adoptConsent(params: {
+    email: string;
+    refreshToken: Secret;
+    granted: ScopeSet;
+    client: ClientConfig;
+    clientFile: string | undefined;
+  }): Promise<{ account: Account; isNew: boolean }> {
+    const now = new Date(this.clock.now()).toISOString();
+    const existing = this.accounts.find(params.email);
+    const account = new Account(
+      params.email.toLowerCase(),
+      params.refreshToken,
+      params.granted,
+      params.client,
+      { state: 'ok' },
+      existing?.createdAt ?? now,
+      now,
+      params.clientFile,
+    );
+    if (existing !== undefined) account.generation = existing.generation + 1;
+    await this.accounts.save(account);
+    if (existing !== undefined) {
+      existing.generation++;
+      existing.removed = true;
+      this.forgetAccount(existing.email);
+    }
+    this.logger.info(
+      { event: 'account_saved', account: account.email, scopes: account.granted.scopes, new: existing === undefined },
+      'account consent stored',
+    );
+    return { account, isNew: existing === undefined };
+  }
+
+  /** Revokes upstream (unless told not to) and deletes the stored record. */
+  async logout(name: string, options: { revoke: boolean }): Promise<{ email: string; revoked: boolean }> {
+    const account = this.accounts.resolve(name);
+    let revoked = false;
+    if (options.revoke) {
+      try {
+        await account.upstreamQueue.run(() => this.upstream.revoke(account.client, account.refreshToken));
+        revoked = true;
+      } catch (error) {
+        throw isTokendError(toUpstreamError(error))
+          ? withHint(
+              toUpstreamError(error) as TokendError,
+              `nothing was deleted; try again, or run \`tokend logout --account ${account.email} --no-revoke\` to delete the local copy only`,
+            )
+          : error;
+      }
+    }
+    await this.accounts.remove(account);
+    this.forgetAccount(account.email);
+    this.logger.info({ event: 'account_removed', account: account.email, revoked }, 'account logged out');
+    return { email: account.email, revoked };
+  }
+
+  status(): BrokerStatus {
+    const now = this.clock.now();
+    const defaultAccount = this.accounts.defaultAccount();
+    return {
+      accounts: this.accounts.list().map((account) => ({
+        email: account.email,
+        default: account === defaultAccount,
+        grantedScopes: [...account.granted.scopes],
+        health: account.health,
+        projectId: account.client.projectId,
+        tokens: this.cache
+          .forAccount(account.email)
+          .filter((token) => token.expiresAt > now)
+          .map((token) => ({
+            scopes: [...token.scopes.scopes],
+            expiresIn: remainingSeconds(token, now),
+            lastUsedSecondsAgo: Math.floor((now - token.lastUsedAt) / 1000),
+            backgroundRefresh: this.timers.has(cacheKey(account.email, token.scopes)),
+          })),
+      })),
+      unreadableRecords: [...this.accounts.unreadableRecords()],
+    };
+  }
+
+  /** Resolves once every background refresh started so far has settled (for tests and shutdown). */
+  async idle(): Promise<void> {
+    while (this.background.size > 0) {
+      await Promise.allSettled([...this.background]);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const timer of this.timers.values()) timer.cancel();
+    this.timers.clear();
+    await this.idle();
+  }
+
+  /** Upstreams that mint short-lived tokens would otherwise make every request a refresh. */
+  private serveThresholdSeconds(token: CachedToken): number {
+    const lifetimeSeconds = (token.expiresAt - token.obtainedAt) / 1000;
+    return Math.min(this.policy.minServeSeconds, Math.floor(lifetimeSeconds / 2));
+  }
+
+  private assertHealthy(account: Account): void {
+    if (account.health.state === 'consent_required') {
+      throw new ConsentRequiredError(`${account.email} must consent again: ${account.health.reason}`, {
+        hint: `run \`${loginCommand(account, account.granted)}\``,
+        details: { account: account.email },
+      });
+    }
+  }
+
+  private assertGranted(account: Account, scopes: ScopeSet): void {
+    const missing = scopes.missingFrom(account.granted);
+    if (missing.length === 0) return;
+    const names = ScopeSet.of(missing).toShortList().replace(/,/g, ', ');
+    throw new ScopeNotGrantedError(`${account.email} has not granted ${names}`, {
+      // Installed apps cannot consent incrementally: the new consent must name the union.
+      hint: `run \`${loginCommand(account, account.granted.union(scopes))}\``,
+      details: { account: account.email, missing, granted: [...account.granted.scopes] },
+    });
+  }
+
+  /** One refresh per key at a time; after a failure, callers wait out a cool-down instead of piling on. */
+  private refreshShared(key: string, account: Account, scopes: ScopeSet): Promise<CachedToken> {
+    const failure = this.failures.get(key);
+    if (failure !== undefined && this.clock.now() - failure.at < this.policy.failureCooldownMs) {
+      return Promise.reject(failure.error);
+    }
+    return this.refreshes.run(key, () => this.refresh(key, account, scopes));
+  }
+
+  private async refresh(key: string, account: Account, scopes: ScopeSet): Promise<CachedToken> {
+    try {
+      const token = await account.upstreamQueue.run(() => this.refreshUpstream(account, scopes));
+      this.failures.delete(key);
+      return this.cache.set(key, token);
+    } catch (error) {
+      const failure = isTokendError(error) ? error : new UpstreamUnavailableError('refreshing the token failed', { cause: error });
+      if (isUpstreamOutage(failure)) {
+        const previous = this.failures.get(key);
+        this.failures.set(key, {
+          at: this.clock.now(),
+          error: failure,
+          retryDelayMs: Math.min(
+            this.policy.backgroundRetryMaxMs,
+            previous === undefined ? this.policy.backgroundRetryMs : previous.retryDelayMs * 2,
+          ),
+        });
+        this.logger.warn({ event: 'refresh_failed', account: account.email, scopes: scopes.scopes, err: failure }, 'token refresh failed');
+      }
+      throw failure;
+    }
+  }
+
+  private async refreshUpstream(account: Account, scopes: ScopeSet): Promise<CachedToken> {
+    if (account.removed) {
+      throw new NotLoggedInError(`${account.email} was logged out`, { hint: 'run `tokend login` to log in again' });
+    }
+    this.assertHealthy(account);
+    const generation = account.generation;
+    const startedAt = this.clock.now();
+    let grant;
+    try {
+      grant = await this.upstream.refresh(account.client, account.refreshToken, scopes.scopes);
+    } catch (error) {
+      if (error instanceof GrantInvalidError) {
+        if (generation === account.generation) await this.markConsentRequired(account, error.reason);
+        this.assertHealthy(account);
+      }
+      throw toUpstreamError(error);
+    }
+    if (generation !== account.generation || account.removed) {
+      throw new NotLoggedInError(`${account.email} was logged out or logged in again while its token was refreshed`, {
+        hint: 'ask again',
+      });
+    }
+    if (grant.scope !== undefined) {
+      const notGranted = scopes.missingFrom(ScopeSet.fromGranted(grant.scope));
+      if (notGranted.length > 0) {
+        throw new UpstreamRejectedError(
+          `the OAuth server refreshed ${account.email} without ${ScopeSet.of(notGranted).toShortList()}`,
+          { hint: `the grant may have been narrowed; run \`${loginCommand(account, account.granted)}\`` },
+        );
+      }
+    }
+    if (grant.refreshToken !== undefined && !grant.refreshToken.equals(account.refreshToken)) {
+      // A rotated refresh token must be stored before the new access token is handed out.
+      account.refreshToken = grant.refreshToken;
+      account.updatedAt = new Date(this.clock.now()).toISOString();
+      await this.accounts.save(account);
+      this.logger.info({ event: 'refresh_token_rotated', account: account.email }, 'stored a rotated refresh token');
+    }
+    return {
+      accountEmail: account.email,
+      scopes,
+      accessToken: grant.accessToken,
+      obtainedAt: startedAt,
+      expiresAt: startedAt + grant.expiresInSeconds * 1000,
+      lastUsedAt: startedAt,
+    };
+  }
+
+  private async markConsentRequired(account: Account, reason: string): Promise<void> {
+    account.health = { state: 'consent_required', reason, since: new Date(this.clock.now()).toISOString() };
+    this.forgetAccount(account.email);
+    this.logger.warn({ event: 'consent_required', account: account.email, reason }, 'account needs consent again');
+    try {
+      await this.accounts.save(account);
+    } catch (error) {
+      // The mark still holds in memory; after a restart the next refresh would find out again.
+      this.logger.error({ event: 'store_write_failed', account: account.email, err: error }, 'could not persist the account state');
+    }
+  }
+
+  private forgetAccount(email: string): void {
+    for (const token of this.cache.forAccount(email)) {
+      const key = cacheKey(email, token.scopes);
+      this.timers.get(key)?.cancel();
+      this.timers.delete(key);
+      this.failures.delete(key);
+    }
+    this.cache.deleteAccount(email);
+  }
+
+  private scheduleBackgroundRefresh(key: string, token: CachedToken): void {
+    if (this.stopped || this.timers.has(key)) return;
+    const lifetime = token.expiresAt - token.obtainedAt;
+    const failure = this.failures.get(key);
+    const dueAt =
+      failure !== undefined
+        ? failure.at + failure.retryDelayMs
+        : token.obtainedAt + Math.floor(lifetime * this.policy.refreshAtFraction);
+    const delayMs = Math.max(0, dueAt - this.clock.now());
+    this.timers.set(key, this.clock.setTimer(delayMs, () => this.runBackgroundRefresh(key)));
+  }
+
+  private runBackgroundRefresh(key: string): void {
+    this.timers.delete(key);
+    const token = this.cache.get(key);
+    if (this.stopped || token === undefined) return;
+    const now = this.clock.now();
+    if (now - token.lastUsedAt > this.policy.activeWindowMs) {
+      // Nobody asked lately: let it lapse; the next request refreshes on demand.
+      this.cache.deleteExpired(now);
+      return;
+    }
+    const account = this.accounts.find(token.accountEmail);
+    if (account === undefined || account.health.state !== 'ok') return;
+    const work = this.refreshes
+      .run(key, () => this.refresh(key, account, token.scopes))
+      .then(
+        (fresh) => this.scheduleBackgroundRefresh(key, fresh),
+        (error: unknown) => {
+          if (isUpstreamOutage(error)) {
+            const current = this.cache.get(key);
+            if (current !== undefined && current.expiresAt > this.clock.now()) this.scheduleBackgroundRefresh(key, current);
+          } else {
+            this.logger.warn({ event: 'background_refresh_stopped', account: account.email, err: serializeError(error) }, 'background refresh stopped');
+          }
+        },
+      );
+    this.background.add(work);
+    void work.finally(() => this.background.delete(work));
+  }
+}
+
+export interface BrokerStatus {
+  accounts: Array<{
+    email: string;
+    default: boolean;
+    grantedScopes: string[];
+    health: Account['health'];
+    projectId: string | undefined;
+    tokens: Array<{ scopes: string[]; expiresIn: number; lastUsedSecondsAgo: number; backgroundRefresh: boolean }>;
+  }>;
+  unreadableRecords: Array<{ entry: string; problem: string }>;
+}
+
+function isUpstreamOutage(error: unknown): boolean {
+  return error instanceof UpstreamUnavailableError;
+}
+
+function withHint(error: TokendError, hint: string): TokendError {
+  const Cls = error.constructor as new (message: string, options: object) => TokendError;
+  return new Cls(error.message, { hint, details: error.details, cause: error });
+}

@@ -1,0 +1,179 @@
+import type { Clock } from '../clock.js';
+import { LoginNotFoundError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { parseClientSecrets } from '../oauth/client-config.js';
+import { ConsentSession, type ConsentGrant } from '../oauth/consent.js';
+import type { OAuthEndpoint } from '../oauth/token-endpoint.js';
+import type { ResultPage } from '../oauth/result-page.js';
+import type { Broker } from './broker.js';
+import { IDENTITY_SCOPES, ScopeSet } from './scopes.js';
+
+export interface LoginRequest {
+  /** The content of the client file (the daemon may not see the caller's working directory). */
+  clientSecrets: string;
+  /** As the user passed it, for hints; never read by the daemon. */
+  clientFile?: string;
+  scopes: ScopeSet;
+  loginHint?: string;
+}
+
+export interface LoginStarted {
+  id: string;
+  authUrl: string;
+  redirectUri: string;
+  expiresAt: string;
+}
+
+export interface LoginOutcome {
+  email: string;
+  isNew: boolean;
+  requested: string[];
+  granted: string[];
+  /** Requested API scopes the user did not grant (unticked on the consent screen). */
+  notGranted: string[];
+}
+
+export interface LoginManagerDeps {
+  broker: Broker;
+  upstream: OAuthEndpoint;
+  clock: Clock;
+  logger: Logger;
+  timeoutMs?: number;
+}
+
+const DEFAULT_LOGIN_TIMEOUT_MS = 5 * 60_000;
+const MAX_PENDING = 8;
+
+/** Consent sessions in progress, by id; the CLI starts one, then waits for it or pastes the redirect. */
+export class LoginManager {
+  private readonly sessions = new Map<string, ConsentSession<LoginOutcome>>();
+
+  constructor(private readonly deps: LoginManagerDeps) {}
+
+  async start(request: LoginRequest): Promise<LoginStarted> {
+    const client = parseClientSecrets(request.clientSecrets);
+    this.prune();
+    if (this.sessions.size >= MAX_PENDING) {
+      const oldest = this.sessions.values().next().value;
+      oldest?.cancel();
+      this.prune();
+    }
+    const requested = request.scopes.withoutIdentity();
+    const session = await ConsentSession.start<LoginOutcome>({
+      client,
+      scopes: request.scopes.scopes,
+      ...(request.loginHint === undefined ? {} : { loginHint: request.loginHint }),
+      timeoutMs: this.deps.timeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS,
+      clock: this.deps.clock,
+      tokenEndpoint: this.deps.upstream,
+      finish: (grant) => this.finish(grant, requested, client, request.clientFile),
+    });
+    this.sessions.set(session.id, session);
+    this.deps.logger.info(
+      { event: 'login_started', login: session.id, scopes: request.scopes.scopes, redirect_uri: session.redirectUri },
+      'consent started',
+    );
+    return {
+      id: session.id,
+      authUrl: session.authUrl,
+      redirectUri: session.redirectUri,
+      expiresAt: new Date(session.expiresAt).toISOString(),
+    };
+  }
+
+  /** Waits for the consent to finish, at most `maxWaitMs` (the CLI polls again after a timeout). */
+  async wait(id: string, maxWaitMs: number): Promise<LoginOutcome | undefined> {
+    const session = this.get(id);
+    let timer: NodeJS.Timeout | undefined;
+    const pending = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), maxWaitMs);
+    });
+    try {
+      return await Promise.race([session.result, pending]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  completeWithRedirectUrl(id: string, url: string): Promise<LoginOutcome> {
+    return this.get(id).completeWithRedirectUrl(url);
+  }
+
+  cancel(id: string): void {
+    this.get(id).cancel();
+    this.sessions.delete(id);
+  }
+
+  closeAll(): void {
+    for (const session of this.sessions.values()) session.cancel();
+    this.sessions.clear();
+  }
+
+  private get(id: string): ConsentSession<LoginOutcome> {
+    const session = this.sessions.get(id);
+    if (session === undefined) {
+      throw new LoginNotFoundError('no sign-in with that id is in progress (it may have finished or expired)', {
+        hint: 'run `tokend login` again',
+      });
+    }
+    return session;
+  }
+
+  /** Forgets sessions that ended a while ago; their results stay readable for a short time. */
+  private prune(): void {
+    const now = this.deps.clock.now();
+    for (const [id, session] of this.sessions) {
+      if (session.finished && now - session.expiresAt > 0) this.sessions.delete(id);
+    }
+  }
+
+  private async finish(
+    { email, grant }: ConsentGrant,
+    requested: ScopeSet,
+    client: ReturnType<typeof parseClientSecrets>,
+    clientFile: string | undefined,
+  ): Promise<{ value: LoginOutcome; page: ResultPage }> {
+    // The token response's `scope` is the truth: users can untick scopes on Google's consent screen.
+    const granted = ScopeSet.fromGranted(grant.scope ?? [...requested.scopes, ...IDENTITY_SCOPES].join(' '));
+    const { isNew } = await this.deps.broker.adoptConsent({
+      email,
+      refreshToken: grant.refreshToken,
+      granted,
+      client,
+      clientFile,
+    });
+    const notGranted = requested.missingFrom(granted);
+    const outcome: LoginOutcome = {
+      email,
+      isNew,
+      requested: [...requested.scopes],
+      granted: [...granted.scopes],
+      notGranted,
+    };
+    this.deps.logger.info(
+      { event: 'login_finished', account: email, granted: outcome.granted, not_granted: notGranted },
+      'consent finished',
+    );
+    const grantedApis = granted.withoutIdentity();
+    const page: ResultPage =
+      notGranted.length === 0
+        ? {
+            ok: true,
+            heading: `Signed in as ${email}`,
+            lines: [
+              `tokend now holds this account's refresh token. Granted: ${grantedApis.toShortList() || '(identity only)'}.`,
+              'You can close this tab.',
+            ],
+          }
+        : {
+            ok: false,
+            heading: `Signed in as ${email}, but not everything was granted`,
+            lines: [
+              `Not granted: ${ScopeSet.of(notGranted).toShortList()}. Granted: ${grantedApis.toShortList() || '(identity only)'}.`,
+              'Programs asking for the scopes not granted will be refused. To grant them, run `tokend login` again and leave them ticked.',
+            ],
+          };
+    return { value: outcome, page };
+  }
+}
+

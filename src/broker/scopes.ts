@@ -1,0 +1,119 @@
+import { InvalidScopeError } from '../errors.js';
+
+const GOOGLE_SCOPE_PREFIX = 'https://www.googleapis.com/auth/';
+
+/** Scopes that name the user rather than an API; they stay as written and are never served by default. */
+export const IDENTITY_SCOPES: ReadonlySet<string> = new Set(['openid', 'email', 'profile']);
+
+/** Google answers these in the token response's `scope` field for the short identity names. */
+const IDENTITY_ALIASES: Record<string, string> = {
+  [`${GOOGLE_SCOPE_PREFIX}userinfo.email`]: 'email',
+  [`${GOOGLE_SCOPE_PREFIX}userinfo.profile`]: 'profile',
+};
+
+const SHORT_NAME = /^[a-z][a-z0-9._-]*$/i;
+const MAX_SCOPES = 64;
+const MAX_SCOPE_LENGTH = 256;
+
+/** Expands one scope as a user wrote it: `bigquery` → the full Google URL; URLs stay as they are. */
+export function expandScope(raw: string): string {
+  const scope = raw.trim();
+  if (scope.length === 0 || scope.length > MAX_SCOPE_LENGTH) {
+    throw new InvalidScopeError(`"${scope.slice(0, 40)}" is not a valid scope`);
+  }
+  if (IDENTITY_SCOPES.has(scope)) return scope;
+  if (scope.startsWith('https://')) {
+    let url: URL;
+    try {
+      url = new URL(scope);
+    } catch {
+      throw new InvalidScopeError(`"${scope}" is not a valid scope URL`);
+    }
+    if (url.search !== '' || url.hash !== '' || /\s/.test(scope)) {
+      throw new InvalidScopeError(`"${scope}" is not a valid scope URL`);
+    }
+    return scope;
+  }
+  if (!SHORT_NAME.test(scope)) {
+    throw new InvalidScopeError(
+      `"${scope}" is not a scope: use a short name such as bigquery or a full https:// scope URL`,
+    );
+  }
+  return GOOGLE_SCOPE_PREFIX + scope;
+}
+
+/** Normalizes a scope as the token endpoint reported it (aliases of identity scopes folded). */
+export function normalizeGrantedScope(scope: string): string {
+  return IDENTITY_ALIASES[scope] ?? scope;
+}
+
+/** Writes a scope the short way for messages and commands: `bigquery`, not the full URL. */
+export function shortScope(scope: string): string {
+  return scope.startsWith(GOOGLE_SCOPE_PREFIX) ? scope.slice(GOOGLE_SCOPE_PREFIX.length) : scope;
+}
+
+/**
+ * An immutable, order-insensitive, duplicate-free set of full scope strings. Its `key` identifies it
+ * in caches: two requests that name the same scopes in any order or spelling share one key.
+ */
+export class ScopeSet {
+  readonly scopes: readonly string[];
+  readonly key: string;
+
+  private constructor(scopes: Iterable<string>) {
+    this.scopes = Object.freeze([...new Set(scopes)].sort());
+    this.key = this.scopes.join(' ');
+  }
+
+  static of(scopes: Iterable<string>): ScopeSet {
+    return new ScopeSet(scopes);
+  }
+
+  /** Parses a user's list: commas and/or whitespace between scopes, short names expanded. */
+  static parse(list: string): ScopeSet {
+    const parts = list.split(/[\s,]+/).filter((part) => part.length > 0);
+    if (parts.length > MAX_SCOPES) {
+      throw new InvalidScopeError(`too many scopes (${parts.length}); at most ${MAX_SCOPES}`);
+    }
+    return new ScopeSet(parts.map(expandScope));
+  }
+
+  /** Parses the space-separated `scope` of a token response, folding Google's identity aliases. */
+  static fromGranted(scopeField: string): ScopeSet {
+    return new ScopeSet(scopeField.split(/\s+/).filter((s) => s.length > 0).map(normalizeGrantedScope));
+  }
+
+  get size(): number {
+    return this.scopes.length;
+  }
+
+  has(scope: string): boolean {
+    return this.scopes.includes(scope);
+  }
+
+  /** The scopes of this set that `other` lacks. */
+  missingFrom(other: ScopeSet): string[] {
+    return this.scopes.filter((scope) => !other.has(scope));
+  }
+
+  isSubsetOf(other: ScopeSet): boolean {
+    return this.missingFrom(other).length === 0;
+  }
+
+  union(other: ScopeSet): ScopeSet {
+    return new ScopeSet([...this.scopes, ...other.scopes]);
+  }
+
+  withoutIdentity(): ScopeSet {
+    return new ScopeSet(this.scopes.filter((scope) => !IDENTITY_SCOPES.has(scope)));
+  }
+
+  /** The comma list a user would type: `bigquery,cloud-platform`. */
+  toShortList(): string {
+    return this.scopes.map(shortScope).join(',');
+  }
+
+  toString(): string {
+    return this.key;
+  }
+}

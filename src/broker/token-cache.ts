@@ -1,0 +1,79 @@
+import type { Secret } from '../secret.js';
+import type { ScopeSet } from './scopes.js';
+
+export interface CachedToken {
+  readonly accountEmail: string;
+  readonly scopes: ScopeSet;
+  readonly accessToken: Secret;
+  readonly obtainedAt: number;
+  readonly expiresAt: number;
+  lastUsedAt: number;
+}
+
+export function cacheKey(accountEmail: string, scopes: ScopeSet): string {
+  return `${accountEmail}\n${scopes.key}`;
+}
+
+export function remainingSeconds(token: CachedToken, now: number): number {
+  return Math.floor((token.expiresAt - now) / 1000);
+}
+
+/**
+ * Access tokens by (account, scope set). Bounded: beyond `maxEntries` the least recently used entry is
+ * dropped, so a caller cycling through scope combinations cannot grow the daemon without limit.
+ */
+export class TokenCache {
+  private readonly entries = new Map<string, CachedToken>();
+
+  constructor(private readonly maxEntries = 256) {}
+
+  get(key: string): CachedToken | undefined {
+    return this.entries.get(key);
+  }
+
+  /** Stores `token` unless the entry already holds one that lives longer (a late, stale result). */
+  set(key: string, token: CachedToken): CachedToken {
+    const current = this.entries.get(key);
+    if (current !== undefined && current.expiresAt > token.expiresAt) return current;
+    if (current !== undefined) token.lastUsedAt = Math.max(token.lastUsedAt, current.lastUsedAt);
+    this.entries.set(key, token);
+    if (this.entries.size > this.maxEntries) this.evictLeastRecentlyUsed();
+    return token;
+  }
+
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+
+  deleteAccount(accountEmail: string): void {
+    for (const [key, token] of this.entries) {
+      if (token.accountEmail === accountEmail) this.entries.delete(key);
+    }
+  }
+
+  deleteExpired(now: number): void {
+    for (const [key, token] of this.entries) {
+      if (token.expiresAt <= now) this.entries.delete(key);
+    }
+  }
+
+  forAccount(accountEmail: string): CachedToken[] {
+    return [...this.entries.values()].filter((token) => token.accountEmail === accountEmail);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  private evictLeastRecentlyUsed(): void {
+    let oldestKey: string | undefined;
+    let oldest = Infinity;
+    for (const [key, token] of this.entries) {
+      if (token.lastUsedAt < oldest) {
+        oldest = token.lastUsedAt;
+        oldestKey = key;
+      }
+    }
+    if (oldestKey !== undefined) this.entries.delete(oldestKey);
+  }
+}

@@ -1,0 +1,122 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { LoginOutcome, TokendClient } from '../../client/socket-client.js';
+import { ExitCode, InvalidClientSecretsError, LoginTimeoutError } from '../../errors.js';
+import { parseFlags } from '../args.js';
+import { openBrowser } from '../browser.js';
+import { clientFor, socketOption } from '../context.js';
+import { line, type Io } from '../io.js';
+
+export const summary = 'one-time consent for an account, in the browser';
+export const usage = `Usage: tokend login --client-secrets FILE [--scopes LIST] [--no-browser] [--login-hint EMAIL] [--json]
+
+Starts a consent in the browser. The daemon receives the answer and keeps the refresh token; this
+command only prints the account email and the scopes granted.
+
+  --client-secrets FILE  Google OAuth client file of type "Desktop app"
+  --scopes LIST          scopes to grant, comma or space separated (default: cloud-platform);
+                         short names expand: bigquery → https://www.googleapis.com/auth/bigquery
+  --no-browser           print the URL instead of opening a browser, then paste the address the
+                         browser was sent to (for SSH sessions)
+  --login-hint EMAIL     preselect the account on the consent screen
+  --json                 print the result as JSON
+  --socket PATH          the daemon's socket`;
+
+const POLL_SECONDS = 30;
+
+export async function run(argv: string[], io: Io): Promise<number> {
+  const { values } = parseFlags('login', argv, {
+    'client-secrets': { type: 'string' },
+    scopes: { type: 'string' },
+    'no-browser': { type: 'boolean' },
+    'login-hint': { type: 'string' },
+    json: { type: 'boolean' },
+    ...socketOption,
+  });
+  if (values.help === true) {
+    line(io.stdout, usage);
+    return ExitCode.ok;
+  }
+  const file = values['client-secrets'];
+  if (file === undefined) {
+    throw new InvalidClientSecretsError('--client-secrets FILE is required', {
+      hint: 'create an OAuth client ID of type "Desktop app" in the Cloud Console and download its JSON (see README)',
+    });
+  }
+  const path = resolve(file);
+  let clientSecrets: string;
+  try {
+    clientSecrets = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new InvalidClientSecretsError(`cannot read the client file ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`, {
+      hint: 'check the path given to --client-secrets',
+    });
+  }
+  const client = clientFor(io, values.socket);
+  const started = await client.startLogin({
+    clientSecrets,
+    clientFile: path,
+    scopes: values.scopes ?? 'cloud-platform',
+    ...(values['login-hint'] === undefined ? {} : { loginHint: values['login-hint'] }),
+  });
+  if (started.store.warning !== undefined) line(io.stderr, `warning: ${started.store.warning}`);
+
+  let outcome: LoginOutcome;
+  if (values['no-browser'] === true) {
+    line(io.stderr, 'Open this URL in a browser on any machine and allow access:');
+    line(io.stderr);
+    line(io.stderr, `  ${started.authUrl}`);
+    line(io.stderr);
+    line(io.stderr, `The browser is then sent to ${started.redirectUri}?... — on another machine that page`);
+    line(io.stderr, 'will not load. Copy the whole address from the address bar and paste it here:');
+    outcome = await Promise.race([pasteBack(io, client, started.id), waitForLogin(client, started.id, started.expiresAt)]);
+  } else {
+    const opened = await openBrowser(started.authUrl, io.env);
+    line(io.stderr, opened.opened ? `Opened the browser (${opened.how}) for consent.` : `Could not open a browser: ${opened.how}.`);
+    line(io.stderr, 'If it did not open, visit this URL:');
+    line(io.stderr, `  ${started.authUrl}`);
+    line(io.stderr, 'Waiting for consent... (Ctrl-C to abandon)');
+    outcome = await waitForLogin(client, started.id, started.expiresAt);
+  }
+  return report(io, outcome, started.store.description, values.json === true);
+}
+
+async function waitForLogin(client: TokendClient, id: string, expiresAt: string): Promise<LoginOutcome> {
+  const deadline = Date.parse(expiresAt) + 5_000;
+  while (Date.now() < deadline) {
+    const state = await client.waitLogin(id, POLL_SECONDS);
+    if (state.state === 'done') return state.outcome;
+  }
+  throw new LoginTimeoutError('no consent arrived in time', { hint: 'run `tokend login` again' });
+}
+
+async function pasteBack(io: Io, client: TokendClient, id: string): Promise<LoginOutcome> {
+  const reader = createInterface({ input: io.stdin, terminal: false });
+  try {
+    for await (const input of reader) {
+      const pasted = input.trim();
+      if (pasted === '') continue;
+      const state = await client.completeLogin(id, pasted);
+      if (state.state === 'done') return state.outcome;
+    }
+  } finally {
+    reader.close();
+  }
+  // stdin closed without a URL: keep waiting for the redirect to arrive by itself (e.g. ssh -L).
+  return new Promise<LoginOutcome>(() => undefined);
+}
+
+function report(io: Io, outcome: LoginOutcome, storeDescription: string, json: boolean): number {
+  if (json) {
+    line(io.stdout, JSON.stringify({ ...outcome, store: storeDescription }, null, 2));
+  } else {
+    line(io.stdout, `Logged in as ${outcome.email}`);
+    line(io.stdout, `Granted scopes: ${outcome.granted.join(' ')}`);
+    line(io.stderr, `The refresh token is kept in: ${storeDescription}`);
+  }
+  if (outcome.notGranted.length === 0) return ExitCode.ok;
+  line(io.stderr, `tokend: consent was partial: not granted: ${outcome.notGranted.join(' ')}`);
+  line(io.stderr, 'hint: programs asking for these scopes will be refused; run `tokend login` again and leave them ticked');
+  return ExitCode.scopeNotGranted;
+}

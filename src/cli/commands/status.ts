@@ -1,0 +1,69 @@
+import { ExitCode } from '../../errors.js';
+import { parseFlags } from '../args.js';
+import { clientFor, socketOption } from '../context.js';
+import { line, type Io } from '../io.js';
+
+export const summary = 'daemon, store, accounts, granted scopes, health, cached tokens';
+export const usage = `Usage: tokend status [--json]
+
+  --json         print the daemon's status document as JSON
+  --socket PATH  the daemon's socket`;
+
+interface StatusDocument {
+  daemon: { version: string; pid: number; socket: string; uptimeSeconds: number };
+  store: { kind: string; description: string; reason: string; warning?: string };
+  accounts: Array<{
+    email: string;
+    default: boolean;
+    grantedScopes: string[];
+    health: { state: string; reason?: string; since?: string };
+    tokens: Array<{ scopes: string[]; expiresIn: number; backgroundRefresh: boolean }>;
+  }>;
+  unreadableRecords: Array<{ entry: string; problem: string }>;
+}
+
+const SHORT_PREFIX = 'https://www.googleapis.com/auth/';
+const short = (scopes: string[]) => scopes.map((s) => (s.startsWith(SHORT_PREFIX) ? s.slice(SHORT_PREFIX.length) : s)).join(', ');
+
+export function formatDuration(seconds: number): string {
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(s).padStart(2, '0')}s` : `${s}s`;
+}
+
+export async function run(argv: string[], io: Io): Promise<number> {
+  const { values } = parseFlags('status', argv, { json: { type: 'boolean' }, ...socketOption });
+  if (values.help === true) {
+    line(io.stdout, usage);
+    return ExitCode.ok;
+  }
+  const status = (await clientFor(io, values.socket).status()) as unknown as StatusDocument;
+  if (values.json === true) {
+    line(io.stdout, JSON.stringify(status, null, 2));
+    return ExitCode.ok;
+  }
+  const out = (text: string) => line(io.stdout, text);
+  const { daemon, store } = status;
+  out(`daemon:   running (pid ${daemon.pid}, tokend ${daemon.version}, up ${formatDuration(daemon.uptimeSeconds)})`);
+  out(`socket:   ${daemon.socket}`);
+  out(`store:    ${store.kind}: ${store.description}`);
+  out(`          ${store.reason}`);
+  if (store.warning !== undefined) out(`warning:  ${store.warning}`);
+  if (status.accounts.length === 0) {
+    out('accounts: none — run `tokend login --client-secrets client_secrets.json --scopes cloud-platform`');
+  } else {
+    out('accounts:');
+  }
+  for (const account of status.accounts) {
+    const health =
+      account.health.state === 'ok' ? 'ok' : `CONSENT REQUIRED since ${account.health.since ?? '?'}: ${account.health.reason ?? ''}`;
+    out(`  ${account.email}${account.default ? ' (default)' : ''}: ${health}`);
+    out(`    granted: ${short(account.grantedScopes)}`);
+    for (const token of account.tokens) {
+      out(`    token:   ${short(token.scopes) || '(identity)'}, expires in ${formatDuration(token.expiresIn)}${token.backgroundRefresh ? ', kept fresh' : ''}`);
+    }
+  }
+  for (const record of status.unreadableRecords) out(`unreadable record ${record.entry}: ${record.problem}`);
+  return ExitCode.ok;
+}

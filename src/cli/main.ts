@@ -1,0 +1,51 @@
+import { ExitCode, UsageError } from '../errors.js';
+import { VERSION } from '../version.js';
+import * as login from './commands/login.js';
+import * as logout from './commands/logout.js';
+import * as serve from './commands/serve.js';
+import * as status from './commands/status.js';
+import * as token from './commands/token.js';
+import { reportFailure } from './exit.js';
+import { line, processIo, type Io } from './io.js';
+
+interface Command {
+  summary: string;
+  run(argv: string[], io: Io): Promise<number>;
+}
+
+const commands: Record<string, Command> = { serve, login, token, status, logout };
+
+function help(): string {
+  const width = Math.max(...Object.keys(commands).map((name) => name.length));
+  const rows = Object.entries(commands).map(([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`);
+  return `tokend ${VERSION}: Google Cloud credentials for local programs, without refresh tokens on disk.
+
+Usage: tokend <command> [flags]
+
+Commands:
+${rows.join('\n')}
+
+Run \`tokend <command> --help\` for a command's flags.
+Environment: TOKEND_SOCKET, TOKEND_CONFIG_DIR, TOKEND_STORE, TOKEND_FILE_PASSPHRASE, BROWSER.`;
+}
+
+export async function main(argv: string[], io: Io = processIo()): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    line(name === undefined ? io.stderr : io.stdout, help());
+    return name === undefined ? ExitCode.usage : ExitCode.ok;
+  }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    line(io.stdout, VERSION);
+    return ExitCode.ok;
+  }
+  const command = commands[name];
+  try {
+    if (command === undefined) {
+      throw new UsageError(`unknown command "${name}"`, { hint: `commands: ${Object.keys(commands).join(', ')}; see \`tokend --help\`` });
+    }
+    return await command.run(rest, io);
+  } catch (error) {
+    return reportFailure(io, error);
+  }
+}

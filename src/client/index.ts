@@ -1,0 +1,3 @@
+export { TokendClient } from './socket-client.js';
+export type { TokenResponse, SocketClientOptions, LoginOutcome } from './socket-client.js';
+export { defaultSocketPath } from '../config/paths.js';

@@ -1,0 +1,146 @@
+import { request as httpRequest } from 'node:http';
+import { DaemonUnreachableError, errorFromJson, UpstreamUnavailableError } from '../errors.js';
+
+export interface SocketClientOptions {
+  socketPath: string;
+  /** Per request; long-polls add their own wait to it. */
+  timeoutMs?: number;
+}
+
+export interface TokenResponse {
+  access_token: string;
+  expires_in: number;
+  token_type: 'Bearer';
+  account: string;
+  scopes: string[];
+}
+
+export interface LoginStartResponse {
+  id: string;
+  authUrl: string;
+  redirectUri: string;
+  expiresAt: string;
+  store: { kind: string; description: string; reason: string; warning?: string };
+}
+
+export interface LoginOutcome {
+  email: string;
+  isNew: boolean;
+  requested: string[];
+  granted: string[];
+  notGranted: string[];
+}
+
+export type LoginState = { state: 'pending' } | { state: 'done'; outcome: LoginOutcome };
+
+const MAX_RESPONSE_BYTES = 1024 * 1024;
+
+function startHint(socketPath: string): string {
+  return `start it with \`tokend serve\` (or \`systemctl --user start tokend\`); it listens on ${socketPath}`;
+}
+
+/**
+ * A client for the daemon's Unix socket: the CLI uses it, and so can any program. Errors the daemon
+ * reports come back as the same error classes; a daemon that is not there is DaemonUnreachableError.
+ */
+export class TokendClient {
+  readonly socketPath: string;
+  private readonly timeoutMs: number;
+
+  constructor(options: SocketClientOptions) {
+    this.socketPath = options.socketPath;
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  getToken(options: { scopes?: string; account?: string } = {}): Promise<TokenResponse> {
+    const query = new URLSearchParams();
+    if (options.scopes !== undefined) query.set('scopes', options.scopes);
+    if (options.account !== undefined) query.set('account', options.account);
+    const suffix = query.size > 0 ? `?${query.toString()}` : '';
+    return this.request<TokenResponse>('GET', `/tokend/v1/token${suffix}`);
+  }
+
+  status(): Promise<Record<string, unknown>> {
+    return this.request('GET', '/tokend/v1/status');
+  }
+
+  startLogin(body: { clientSecrets: string; clientFile?: string; scopes?: string; loginHint?: string }) {
+    return this.request<LoginStartResponse>('POST', '/tokend/v1/logins', body);
+  }
+
+  waitLogin(id: string, waitSeconds: number): Promise<LoginState> {
+    return this.request<LoginState>('GET', `/tokend/v1/logins/${encodeURIComponent(id)}?wait=${waitSeconds}`, undefined, waitSeconds * 1000);
+  }
+
+  completeLogin(id: string, url: string): Promise<LoginState> {
+    return this.request<LoginState>('POST', `/tokend/v1/logins/${encodeURIComponent(id)}/redirect`, { url });
+  }
+
+  cancelLogin(id: string): Promise<unknown> {
+    return this.request('DELETE', `/tokend/v1/logins/${encodeURIComponent(id)}`);
+  }
+
+  logout(body: { account?: string; revoke?: boolean }): Promise<{ email: string; revoked: boolean }> {
+    return this.request('POST', '/tokend/v1/logout', body);
+  }
+
+  request<T>(method: string, path: string, body?: unknown, extraTimeoutMs = 0): Promise<T> {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const timeoutMs = this.timeoutMs + extraTimeoutMs;
+    return new Promise<T>((resolve, reject) => {
+      const req = httpRequest(
+        {
+          socketPath: this.socketPath,
+          path,
+          method,
+          headers: {
+            host: 'localhost',
+            'metadata-flavor': 'Google',
+            ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+          },
+          timeout: timeoutMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > MAX_RESPONSE_BYTES) req.destroy(new Error('response too large'));
+            else chunks.push(chunk);
+          });
+          res.on('end', () => {
+            let parsed: unknown;
+            try {
+              parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            } catch {
+              reject(new DaemonUnreachableError(`the process on ${this.socketPath} did not answer like tokend`));
+              return;
+            }
+            const status = res.statusCode ?? 500;
+            if (status >= 200 && status < 300) resolve(parsed as T);
+            else reject(errorFromJson(parsed, status));
+          });
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => {
+        req.destroy();
+        reject(new UpstreamUnavailableError(`tokend did not answer within ${Math.round(timeoutMs / 1000)} s`, {
+          hint: 'check the daemon log (`journalctl --user -u tokend` or the terminal running `tokend serve`)',
+        }));
+      });
+      req.on('error', (error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') {
+          reject(new DaemonUnreachableError(`no tokend is running on ${this.socketPath}`, { hint: startHint(this.socketPath) }));
+        } else if (error.code === 'EACCES') {
+          reject(new DaemonUnreachableError(`permission denied on ${this.socketPath}: it belongs to another user`, {
+            hint: 'run tokend as yourself, or point TOKEND_SOCKET at your own daemon',
+          }));
+        } else {
+          reject(new DaemonUnreachableError(`cannot talk to tokend on ${this.socketPath} (${error.code ?? 'error'})`, { hint: startHint(this.socketPath) }));
+        }
+      });
+      req.end(payload);
+    });
+  }
+}

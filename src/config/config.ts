@@ -1,0 +1,141 @@
+import { readFileSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { ConfigError } from '../errors.js';
+import { defaultConfigDir, defaultSocketPath, type Env } from './paths.js';
+
+export const STORE_SETTINGS = ['auto', 'keychain', 'file', 'memory'] as const;
+export type StoreSetting = (typeof STORE_SETTINGS)[number];
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export type Source = 'flag' | 'env' | 'file' | 'default';
+
+export interface Settings {
+  socket: string;
+  store: StoreSetting;
+  metadataPort: number | undefined;
+  logLevel: string;
+  /** How long an interactive consent may take. */
+  loginTimeoutSeconds: number;
+  /** Time limit for each keychain call. */
+  keychainTimeoutMs: number;
+  /** Time limit for each request to the OAuth server. */
+  upstreamTimeoutMs: number;
+}
+
+export interface Config {
+  readonly settings: Readonly<Settings>;
+  readonly sources: Readonly<Record<keyof Settings, Source>>;
+  readonly configDir: string;
+  readonly configFile: string;
+  /** From TOKEND_FILE_PASSPHRASE only: a passphrase never sits in a config file. */
+  readonly filePassphrase: string | undefined;
+}
+
+export type Flags = Partial<Pick<Settings, 'socket' | 'store' | 'metadataPort'>>;
+
+type Validator<T> = (value: unknown, where: string) => T;
+
+const str: Validator<string> = (value, where) => {
+  if (typeof value !== 'string' || value === '') throw new ConfigError(`${where} must be a non-empty string`);
+  return value;
+};
+const oneOf =
+  <T extends string>(allowed: readonly T[]): Validator<T> =>
+  (value, where) => {
+    if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+      throw new ConfigError(`${where} must be one of ${allowed.join(', ')} (got ${JSON.stringify(value)})`);
+    }
+    return value as T;
+  };
+const int =
+  (min: number, max: number): Validator<number> =>
+  (value, where) => {
+    const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+      throw new ConfigError(`${where} must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`);
+    }
+    return n;
+  };
+
+interface SettingSpec<K extends keyof Settings> {
+  fileKey: string;
+  env?: string;
+  validate: Validator<NonNullable<Settings[K]>>;
+  fallback: (env: Env) => Settings[K];
+}
+
+const specs: { [K in keyof Settings]: SettingSpec<K> } = {
+  socket: { fileKey: 'socket', env: 'TOKEND_SOCKET', validate: str, fallback: (env) => defaultSocketPath(env) },
+  store: { fileKey: 'store', env: 'TOKEND_STORE', validate: oneOf(STORE_SETTINGS), fallback: () => 'auto' },
+  metadataPort: { fileKey: 'metadataPort', env: 'TOKEND_METADATA_PORT', validate: int(1, 65535), fallback: () => undefined },
+  logLevel: { fileKey: 'logLevel', env: 'TOKEND_LOG_LEVEL', validate: oneOf(LOG_LEVELS), fallback: () => 'info' },
+  loginTimeoutSeconds: { fileKey: 'loginTimeoutSeconds', validate: int(10, 3600), fallback: () => 300 },
+  keychainTimeoutMs: { fileKey: 'keychainTimeoutMs', validate: int(100, 60_000), fallback: () => 5000 },
+  upstreamTimeoutMs: { fileKey: 'upstreamTimeoutMs', validate: int(100, 120_000), fallback: () => 10_000 },
+};
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw new ConfigError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? 'unknown error'}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new ConfigError(`${path} is not valid JSON`, { hint: `fix or remove ${path}` });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`${path} must hold a JSON object`, { hint: `fix or remove ${path}` });
+  }
+  const known = new Set(Object.values(specs).map((spec) => spec.fileKey));
+  const unknown = Object.keys(parsed).filter((key) => !known.has(key));
+  if (unknown.length > 0) {
+    throw new ConfigError(`${path} has unknown setting${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`, {
+      hint: `known settings: ${[...known].join(', ')}`,
+    });
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * Settings from flags, then environment, then the config file, then defaults — validated once,
+ * frozen, and with the source of each value kept for `status` and `doctor`.
+ */
+export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
+  const configDir = resolve(defaultConfigDir(env));
+  const configFile = join(configDir, 'config.json');
+  const file = readConfigFile(configFile);
+  const settings: Record<string, unknown> = {};
+  const sources: Record<string, Source> = {};
+  for (const [name, spec] of Object.entries(specs) as Array<[keyof Settings, SettingSpec<keyof Settings>]>) {
+    const flag = flags[name as keyof Flags];
+    const envValue = spec.env === undefined ? undefined : env[spec.env];
+    if (flag !== undefined) {
+      settings[name] = spec.validate(flag, `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+      sources[name] = 'flag';
+    } else if (envValue !== undefined && envValue !== '') {
+      settings[name] = spec.validate(envValue, spec.env ?? name);
+      sources[name] = 'env';
+    } else if (spec.fileKey in file) {
+      settings[name] = spec.validate(file[spec.fileKey], `"${spec.fileKey}" in ${configFile}`);
+      sources[name] = 'file';
+    } else {
+      settings[name] = spec.fallback(env);
+      sources[name] = 'default';
+    }
+  }
+  const socket = settings.socket as string;
+  if (!isAbsolute(socket)) settings.socket = resolve(socket);
+  const passphrase = env.TOKEND_FILE_PASSPHRASE;
+  return Object.freeze({
+    settings: Object.freeze(settings as unknown as Settings),
+    sources: Object.freeze(sources as Record<keyof Settings, Source>),
+    configDir,
+    configFile,
+    filePassphrase: passphrase === undefined || passphrase === '' ? undefined : passphrase,
+  });
+}

@@ -1,0 +1,257 @@
+import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CodeChallengeMethod, OAuth2Client } from 'google-auth-library';
+import type { Clock, TimerHandle } from '../clock.js';
+import type { TokendError } from '../errors.js';
+import { isTokendError, LoginFailedError, LoginTimeoutError } from '../errors.js';
+import { Secret } from '../secret.js';
+import type { ClientConfig } from './client-config.js';
+import { emailFromIdToken } from './id-token.js';
+import { renderResultPage, type ResultPage } from './result-page.js';
+import type { OAuthEndpoint, TokenGrant } from './token-endpoint.js';
+
+export const CALLBACK_PATH = '/oauth2callback';
+const LOOPBACK_HOST = '127.0.0.1';
+/** After a timeout the listener keeps answering with the timeout page this long, then closes. */
+const LATE_ANSWER_GRACE_MS = 60_000;
+
+/** What the code exchange produced, handed to the broker to store. */
+export interface ConsentGrant {
+  email: string;
+  grant: TokenGrant & { refreshToken: Secret };
+}
+
+export interface ConsentOptions<T> {
+  client: ClientConfig;
+  /** Full scope strings to ask for; `openid` and `email` are added. */
+  scopes: readonly string[];
+  loginHint?: string;
+  timeoutMs: number;
+  clock: Clock;
+  tokenEndpoint: OAuthEndpoint;
+  /** Stores the grant; what it returns is the session's result, and its page is what the browser sees. */
+  finish: (grant: ConsentGrant) => Promise<{ value: T; page: ResultPage }>;
+}
+
+type State = 'waiting' | 'exchanging' | 'done' | 'timed-out' | 'closed';
+
+/**
+ * One interactive consent: a one-shot loopback listener for the redirect, PKCE S256 and a random
+ * `state`. The result settles once — on the first callback that carries the right state (or on a
+ * redirect URL pasted back through the API), on the deadline, or on cancel — and the listener closes
+ * after that. The code, verifier and tokens never leave this object except through `finish`.
+ */
+export class ConsentSession<T> {
+  readonly id = randomUUID();
+  readonly authUrl: string;
+  readonly redirectUri: string;
+  readonly expiresAt: number;
+  readonly result: Promise<T>;
+
+  private state: State = 'waiting';
+  private resolveResult!: (value: T) => void;
+  private rejectResult!: (error: TokendError) => void;
+  private deadlineTimer: TimerHandle | undefined;
+
+  private constructor(
+    private readonly options: ConsentOptions<T>,
+    private readonly server: Server,
+    private readonly expectedState: string,
+    private readonly codeVerifier: Secret,
+    authUrl: string,
+    redirectUri: string,
+  ) {
+    this.authUrl = authUrl;
+    this.redirectUri = redirectUri;
+    this.expiresAt = options.clock.now() + options.timeoutMs;
+    this.result = new Promise<T>((resolve, reject) => {
+      this.resolveResult = resolve;
+      this.rejectResult = reject;
+    });
+    // Callers may not attach a handler before the session ends (e.g. nobody waits on a login).
+    this.result.catch(() => undefined);
+    this.deadlineTimer = options.clock.setTimer(options.timeoutMs, () => this.timeOut());
+  }
+
+  static async start<T>(options: ConsentOptions<T>): Promise<ConsentSession<T>> {
+    const server = createServer();
+    server.requestTimeout = 30_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, LOOPBACK_HOST, () => resolve());
+    });
+    const { port } = server.address() as AddressInfo;
+    const redirectUri = `http://${LOOPBACK_HOST}:${port}${CALLBACK_PATH}`;
+    const state = randomBytes(24).toString('base64url');
+    const oauth = new OAuth2Client({
+      clientId: options.client.clientId,
+      redirectUri,
+      endpoints: { oauth2AuthBaseUrl: options.client.authUri },
+    });
+    const pkce = await oauth.generateCodeVerifierAsync();
+    const scopes = [...new Set([...options.scopes, 'openid', 'email'])];
+    const authUrl = oauth.generateAuthUrl({
+      access_type: 'offline',
+      prompt: 'consent',
+      scope: scopes,
+      state,
+      code_challenge: pkce.codeChallenge ?? '',
+      code_challenge_method: CodeChallengeMethod.S256,
+      ...(options.loginHint === undefined ? {} : { login_hint: options.loginHint }),
+    });
+    const session = new ConsentSession(options, server, state, new Secret(pkce.codeVerifier), authUrl, redirectUri);
+    server.on('request', (req, res) => void session.onRequest(req, res));
+    return session;
+  }
+
+  get finished(): boolean {
+    return this.state !== 'waiting' && this.state !== 'exchanging';
+  }
+
+  /** The paste-back path for SSH sessions: the redirected URL as the browser showed it. */
+  async completeWithRedirectUrl(pasted: string): Promise<T> {
+    let url: URL;
+    try {
+      url = new URL(pasted.trim());
+    } catch {
+      throw new LoginFailedError('the pasted text is not a URL', {
+        hint: `paste the whole address the browser was sent to; it starts with ${this.redirectUri}`,
+      });
+    }
+    if (url.origin + url.pathname !== this.redirectUri) {
+      throw new LoginFailedError('the pasted URL is not the redirect of this sign-in', {
+        hint: `it must start with ${this.redirectUri}`,
+      });
+    }
+    const outcome = await this.handleCallback(url.searchParams);
+    if (!outcome.accepted) throw new LoginFailedError(outcome.page.lines[0] ?? outcome.page.heading);
+    return this.result;
+  }
+
+  cancel(): void {
+    this.settleError(new LoginFailedError('the sign-in was cancelled'));
+  }
+
+  private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', this.redirectUri);
+    if (req.method !== 'GET' || url.pathname !== CALLBACK_PATH) {
+      send(res, 404, { ok: false, heading: 'Not found', lines: ['This address only receives the sign-in redirect.'] });
+      return;
+    }
+    const outcome = await this.handleCallback(url.searchParams);
+    send(res, outcome.status, outcome.page);
+  }
+
+  private async handleCallback(
+    params: URLSearchParams,
+  ): Promise<{ accepted: boolean; status: number; page: ResultPage }> {
+    if (this.state === 'timed-out') {
+      return refuse(408, 'Sign-in timed out', ['This sign-in took too long and was abandoned.', 'Run `tokend login` again.']);
+    }
+    if (this.state !== 'waiting') {
+      return refuse(409, 'Sign-in already handled', ['This sign-in has already been completed or cancelled.']);
+    }
+    if (!this.stateMatches(params.get('state'))) {
+      // Left open: a stray or forged request must not be able to end the real sign-in.
+      return refuse(400, 'Sign-in response not recognized', [
+        'This response does not belong to the sign-in in progress (the state does not match).',
+        'Use the most recent link that `tokend login` printed, or run it again.',
+      ]);
+    }
+    const error = params.get('error');
+    if (error !== null) {
+      const code = /^[a-z_]{1,64}$/.test(error) ? error : 'unknown_error';
+      const reason =
+        code === 'access_denied' ? 'access was denied on the consent screen' : `the OAuth server reported ${code}`;
+      this.settleError(new LoginFailedError(`sign-in failed: ${reason}`, { hint: 'run `tokend login` again' }));
+      return refuse(403, 'Access denied', [`Sign-in failed: ${reason}.`, 'Nothing was stored. Run `tokend login` again.']);
+    }
+    const code = params.get('code');
+    if (code === null || code.length === 0 || code.length > 2048) {
+      return refuse(400, 'Sign-in response incomplete', ['The response carries no authorization code.']);
+    }
+    this.state = 'exchanging';
+    try {
+      const grant = await this.options.tokenEndpoint.exchangeCode(this.options.client, {
+        code: new Secret(code),
+        codeVerifier: this.codeVerifier,
+        redirectUri: this.redirectUri,
+      });
+      if (grant.refreshToken === undefined) {
+        throw new LoginFailedError('the OAuth server returned no refresh token');
+      }
+      const email = emailFromIdToken(grant.idToken, this.options.client.clientId);
+      const { value, page } = await this.options.finish({ email, grant: { ...grant, refreshToken: grant.refreshToken } });
+      this.settle(value);
+      return { accepted: true, status: 200, page };
+    } catch (caught) {
+      const failure = isTokendError(caught)
+        ? caught
+        : new LoginFailedError('exchanging the authorization code failed', { cause: caught });
+      this.settleError(failure);
+      return refuse(502, 'Sign-in failed', [failure.message, failure.hint ?? 'Run `tokend login` again.']);
+    }
+  }
+
+  private stateMatches(received: string | null): boolean {
+    if (received === null) return false;
+    const a = Buffer.from(received);
+    const b = Buffer.from(this.expectedState);
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+
+  private settle(value: T): void {
+    if (this.finished) return;
+    this.state = 'done';
+    this.resolveResult(value);
+    this.shutdown(0);
+  }
+
+  private settleError(error: TokendError): void {
+    if (this.finished) return;
+    this.state = 'closed';
+    this.rejectResult(error);
+    this.shutdown(0);
+  }
+
+  private timeOut(): void {
+    if (this.state !== 'waiting') return;
+    this.state = 'timed-out';
+    const minutes = Math.round(this.options.timeoutMs / 60_000);
+    this.rejectResult(
+      new LoginTimeoutError(`no sign-in arrived within ${minutes >= 1 ? `${minutes} min` : `${this.options.timeoutMs} ms`}`, {
+        hint: 'run `tokend login` again and finish the consent in the browser (or paste the redirected URL with --no-browser)',
+      }),
+    );
+    this.shutdown(LATE_ANSWER_GRACE_MS);
+  }
+
+  private shutdown(afterMs: number): void {
+    this.deadlineTimer?.cancel();
+    this.deadlineTimer = undefined;
+    const close = () => {
+      this.server.close();
+      // Let the answer in flight be written, then drop idle keep-alive connections.
+      setImmediate(() => this.server.closeIdleConnections());
+    };
+    if (afterMs === 0) close();
+    else this.options.clock.setTimer(afterMs, close);
+  }
+}
+
+function refuse(status: number, heading: string, lines: string[]) {
+  return { accepted: false, status, page: { ok: false, heading, lines } };
+}
+
+function send(res: ServerResponse, status: number, page: ResultPage): void {
+  const body = renderResultPage(page);
+  res.writeHead(status, {
+    'content-type': 'text/html; charset=utf-8',
+    'cache-control': 'no-store',
+    'referrer-policy': 'no-referrer',
+    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
+    connection: 'close',
+  });
+  res.end(body);
+}

@@ -1,0 +1,116 @@
+import { chmod, lstat, unlink } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import { AccountRegistry } from '../broker/accounts.js';
+import { Broker, type FreshnessPolicy } from '../broker/broker.js';
+import { LoginManager } from '../broker/login.js';
+import { systemClock, type Clock } from '../clock.js';
+import type { Config } from '../config/config.js';
+import { ConfigError, SocketInUseError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { TokenEndpoint, type OAuthEndpoint } from '../oauth/token-endpoint.js';
+import { selectStore } from '../store/select-store.js';
+import { VERSION } from '../version.js';
+import { buildApp } from './app.js';
+import type { DaemonInfo } from './management-routes.js';
+import { clearStaleSocket, prepareSocketDirectory } from './socket-path.js';
+
+export interface DaemonOptions {
+  config: Config;
+  logger: Logger;
+  clock?: Clock;
+  upstream?: OAuthEndpoint;
+  policy?: Partial<FreshnessPolicy>;
+}
+
+export interface RunningDaemon {
+  socket: string;
+  broker: Broker;
+  app: FastifyInstance;
+  info: DaemonInfo;
+  /** Stops accepting, lets requests in flight finish, stops background work, removes the socket. */
+  close(): Promise<void>;
+}
+
+/** Wires store, broker, consent and HTTP together and listens on the Unix socket. */
+export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
+  const { config, logger } = options;
+  const clock = options.clock ?? systemClock;
+  const { settings } = config;
+  if (settings.metadataPort !== undefined) {
+    throw new ConfigError('the TCP metadata listener (--metadata-port) is not available in this version', {
+      hint: 'point clients at the Unix socket (`tokend env`), or remove metadataPort from the configuration',
+    });
+  }
+
+  const selection = await selectStore({
+    setting: settings.store,
+    configDir: config.configDir,
+    ...(config.filePassphrase === undefined ? {} : { passphrase: config.filePassphrase }),
+    logger,
+    keychainTimeoutMs: settings.keychainTimeoutMs,
+  });
+  logger.info(
+    { event: 'store_selected', store: selection.kind, description: selection.store.description, reason: selection.reason },
+    `secrets are kept in: ${selection.store.description}`,
+  );
+  if (selection.warning !== undefined) logger.warn({ event: 'store_warning', store: selection.kind }, selection.warning);
+
+  const accounts = new AccountRegistry(selection.store, logger);
+  await accounts.load();
+  const upstream = options.upstream ?? new TokenEndpoint({ timeoutMs: settings.upstreamTimeoutMs });
+  const broker = new Broker({ accounts, upstream, clock, logger, ...(options.policy ? { policy: options.policy } : {}) });
+  const logins = new LoginManager({ broker, upstream, clock, logger, timeoutMs: settings.loginTimeoutSeconds * 1000 });
+
+  const info: DaemonInfo = {
+    version: VERSION,
+    pid: process.pid,
+    socket: settings.socket,
+    startedAt: clock.now(),
+    store: {
+      kind: selection.kind,
+      description: selection.store.description,
+      reason: selection.reason,
+      ...(selection.warning === undefined ? {} : { warning: selection.warning }),
+    },
+    configFile: config.configFile,
+  };
+  const app = buildApp({ broker, logger, management: { logins, info, now: () => clock.now() } });
+
+  await prepareSocketDirectory(settings.socket);
+  await clearStaleSocket(settings.socket);
+  try {
+    await app.listen({ path: settings.socket });
+  } catch (error) {
+    await broker.stop();
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new SocketInUseError(`another tokend started on ${settings.socket} at the same moment`, {
+        hint: 'use the running daemon (`tokend status`)',
+      });
+    }
+    throw error;
+  }
+  await chmod(settings.socket, 0o600);
+  const socketIno = (await lstat(settings.socket)).ino;
+  logger.info(
+    { event: 'listening', socket: settings.socket, accounts: accounts.list().length, version: VERSION },
+    `tokend ${VERSION} listening on ${settings.socket}`,
+  );
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      logins.closeAll();
+      await app.close();
+      await broker.stop();
+      // Node removes the socket it bound; make sure, without touching a socket a newer daemon created.
+      try {
+        if ((await lstat(settings.socket)).ino === socketIno) await unlink(settings.socket);
+      } catch {
+        // already gone
+      }
+      logger.info({ event: 'stopped' }, 'tokend stopped');
+    })();
+    return closing;
+  };
+  return { socket: settings.socket, broker, app, info, close };
+}

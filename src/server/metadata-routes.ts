@@ -1,0 +1,122 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Broker, CallerInfo } from '../broker/broker.js';
+import { ScopeSet } from '../broker/scopes.js';
+import { BadRequestError, MissingMetadataFlavorError, NotFoundError } from '../errors.js';
+import { sendJson, sendListing, sendText } from './replies.js';
+
+export interface MetadataDeps {
+  broker: Broker;
+  /** What is known of the caller of a request (transport, and more where the listener can tell). */
+  callerOf: (request: FastifyRequest) => CallerInfo;
+}
+
+const PREFIX = '/computeMetadata/v1';
+const ACCOUNT_ENTRIES = ['aliases', 'email', 'identity', 'scopes', 'token'];
+
+type AccountRequest = FastifyRequest<{ Params: { account: string }; Querystring: Record<string, string | undefined> }>;
+
+function isRecursive(request: FastifyRequest): boolean {
+  const query = request.query as Record<string, string | undefined>;
+  return query.recursive === 'true';
+}
+
+/**
+ * The part of the Compute Engine metadata tree that Google's client libraries read, answered the way
+ * the real server answers (see docs/metadata.md): exact content types, `Metadata-Flavor: Google` on
+ * every response, 403 without the flavor header or with `X-Forwarded-For`.
+ */
+export function registerMetadataRoutes(app: FastifyInstance, deps: MetadataDeps): void {
+  const { broker } = deps;
+
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (!request.url.startsWith('/computeMetadata')) return done();
+    if (request.headers['x-forwarded-for'] !== undefined) {
+      return done(new MissingMetadataFlavorError('requests relayed by a proxy (X-Forwarded-For) are refused'));
+    }
+    if (request.headers['metadata-flavor'] !== 'Google') {
+      return done(new MissingMetadataFlavorError('metadata requests need the header "Metadata-Flavor: Google"'));
+    }
+    done();
+  });
+
+  app.get('/', (_request, reply) => sendListing(reply, ['computeMetadata/']));
+  app.get('/computeMetadata/', (_request, reply) => sendListing(reply, ['v1/']));
+  app.get(`${PREFIX}/`, (_request, reply) => sendListing(reply, ['instance/', 'project/', 'universe/']));
+  // Node's detection ping asks for `instance` without the slash.
+  app.get(`${PREFIX}/instance`, (_request, reply) => sendListing(reply, ['service-accounts/']));
+  app.get(`${PREFIX}/instance/`, (_request, reply) => sendListing(reply, ['service-accounts/']));
+
+  app.get(`${PREFIX}/instance/service-accounts/`, (request, reply) => {
+    const accounts = broker.registry.list();
+    const defaultAccount = broker.registry.defaultAccount();
+    if (isRecursive(request)) {
+      const body: Record<string, unknown> = {};
+      for (const account of accounts) {
+        const info = { aliases: account === defaultAccount ? ['default'] : [], email: account.email, scopes: account.defaultScopes.scopes };
+        body[account.email] = info;
+        if (account === defaultAccount) body.default = info;
+      }
+      return sendJson(reply, body);
+    }
+    const names = accounts.map((account) => `${account.email}/`);
+    return sendListing(reply, defaultAccount === undefined ? names : ['default/', ...names]);
+  });
+
+  app.get(`${PREFIX}/instance/service-accounts/:account`, (request: AccountRequest, reply) =>
+    reply.redirect(`${PREFIX}/instance/service-accounts/${encodeURIComponent(request.params.account)}/`, 301),
+  );
+
+  app.get(`${PREFIX}/instance/service-accounts/:account/`, (request: AccountRequest, reply) => {
+    const account = broker.describeAccount(request.params.account);
+    if (!isRecursive(request)) return sendListing(reply, ACCOUNT_ENTRIES);
+    const isDefault = broker.registry.defaultAccount()?.email === account.email;
+    return sendJson(reply, {
+      aliases: isDefault ? ['default'] : [],
+      email: account.email,
+      scopes: account.scopes.scopes,
+    });
+  });
+
+  app.get(`${PREFIX}/instance/service-accounts/:account/aliases`, (request: AccountRequest, reply) => {
+    const account = broker.describeAccount(request.params.account);
+    const isDefault = broker.registry.defaultAccount()?.email === account.email;
+    return sendText(reply, isDefault ? 'default' : '');
+  });
+
+  app.get(`${PREFIX}/instance/service-accounts/:account/email`, (request: AccountRequest, reply) =>
+    sendText(reply, broker.describeAccount(request.params.account).email),
+  );
+
+  app.get(`${PREFIX}/instance/service-accounts/:account/scopes`, (request: AccountRequest, reply) =>
+    sendListing(reply, [...broker.describeAccount(request.params.account).scopes.scopes]),
+  );
+
+  app.get(`${PREFIX}/instance/service-accounts/:account/token`, async (request: AccountRequest, reply: FastifyReply) => {
+    const scopesParam = request.query.scopes;
+    if (Array.isArray(scopesParam)) throw new BadRequestError('give `scopes` once, as a comma-separated list');
+    const scopes = scopesParam === undefined || scopesParam === '' ? undefined : ScopeSet.parse(scopesParam);
+    const issued = await broker.getToken({
+      account: request.params.account,
+      ...(scopes === undefined ? {} : { scopes }),
+      caller: deps.callerOf(request),
+    });
+    reply.header('cache-control', 'no-store');
+    return sendJson(reply, { access_token: issued.accessToken.reveal(), expires_in: issued.expiresIn, token_type: 'Bearer' });
+  });
+
+  app.get(`${PREFIX}/instance/service-accounts/:account/identity`, () => {
+    throw new NotFoundError('ID tokens are not served yet by tokend');
+  });
+
+  app.get(`${PREFIX}/project/project-id`, (_request, reply) => {
+    const projectId = broker.registry.defaultAccount()?.client.projectId;
+    if (projectId === undefined) {
+      throw new NotFoundError('no project is known: the client file of the default account names none', {
+        hint: 'set GOOGLE_CLOUD_PROJECT for your program, or log in with a client file that has "project_id"',
+      });
+    }
+    return sendText(reply, projectId);
+  });
+
+  app.get(`${PREFIX}/universe/universe-domain`, (_request, reply) => sendText(reply, 'googleapis.com'));
+}
