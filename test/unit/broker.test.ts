@@ -1,0 +1,250 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { AccountRegistry } from '../../src/broker/accounts.js';
+import { Broker, type FreshnessPolicy } from '../../src/broker/broker.js';
+import { ScopeSet } from '../../src/broker/scopes.js';
+import { ManualClock } from '../../src/clock.js';
+import {
+  ConsentRequiredError,
+  NotLoggedInError,
+  ScopeNotGrantedError,
+  UpstreamUnavailableError,
+} from '../../src/errors.js';
+import { silentLogger } from '../../src/log.js';
+import { Secret } from '../../src/secret.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import { accountEntry } from '../../src/store/secret-store.js';
+import { fakeClient, FakeUpstream } from '../helpers/fake-upstream.js';
+
+const BQ = 'https://www.googleapis.com/auth/bigquery';
+const CP = 'https://www.googleapis.com/auth/cloud-platform';
+const EMAIL = 'alice@example.com';
+
+async function setup(policy: Partial<FreshnessPolicy> = {}) {
+  const clock = new ManualClock();
+  const store = new MemoryStore();
+  const upstream = new FakeUpstream();
+  const accounts = new AccountRegistry(store, silentLogger());
+  const broker = new Broker({ accounts, upstream, clock, logger: silentLogger(), policy });
+  await broker.adoptConsent({
+    email: EMAIL,
+    refreshToken: new Secret('refresh-original'),
+    granted: ScopeSet.of([BQ, CP, 'openid', 'email']),
+    client: fakeClient,
+    clientFile: '/home/alice/client_secrets.json',
+  });
+  return { clock, store, upstream, accounts, broker };
+}
+
+describe('broker: tokens', () => {
+  test('a miss refreshes with exactly the requested scopes; a repeat is a cache hit', async () => {
+    const { broker, upstream } = await setup();
+    const first = await broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') });
+    assert.equal(first.cache, 'miss');
+    assert.deepEqual(upstream.refreshCalls.map((c) => c.scopes), [[BQ]]);
+    const second = await broker.getToken({ account: EMAIL, scopes: ScopeSet.parse(BQ) });
+    assert.equal(second.cache, 'hit');
+    assert.equal(second.accessToken.reveal(), first.accessToken.reveal());
+    assert.equal(upstream.refreshCalls.length, 1);
+  });
+
+  test('scope sets are order-insensitive and deduplicated in the cache key', async () => {
+    const { broker, upstream } = await setup();
+    await broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery,cloud-platform') });
+    const again = await broker.getToken({ account: 'default', scopes: ScopeSet.parse(`${CP} bigquery bigquery`) });
+    assert.equal(again.cache, 'hit');
+    assert.equal(upstream.refreshCalls.length, 1);
+  });
+
+  test('without scopes, the granted API scopes are used (identity scopes left out)', async () => {
+    const { broker, upstream } = await setup();
+    await broker.getToken({ account: 'default' });
+    assert.deepEqual(upstream.refreshCalls[0]?.scopes, [BQ, CP]);
+  });
+
+  test('expires_in is the true remaining lifetime in whole seconds', async () => {
+    const { broker, clock } = await setup();
+    const first = await broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') });
+    assert.equal(first.expiresIn, 3600);
+    clock.advance(10_500);
+    const later = await broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') });
+    assert.equal(later.cache, 'hit');
+    assert.equal(later.expiresIn, 3589);
+    assert.ok(Number.isInteger(later.expiresIn));
+  });
+
+  test('200 concurrent misses for one scope set make one upstream call', async () => {
+    const { broker, upstream } = await setup();
+    let release!: () => void;
+    upstream.gate = new Promise((resolve) => (release = resolve));
+    const pending = Array.from({ length: 200 }, () => broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') }));
+    await new Promise((resolve) => setImmediate(resolve));
+    release();
+    const results = await Promise.all(pending);
+    assert.equal(upstream.refreshCalls.length, 1);
+    assert.equal(new Set(results.map((r) => r.accessToken.reveal())).size, 1);
+  });
+
+  test('a scope the account did not grant is refused, naming it and the login that grants the union', async () => {
+    const { broker, upstream } = await setup();
+    await assert.rejects(
+      broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery,devstorage.read_only') }),
+      (error: unknown) => {
+        assert.ok(error instanceof ScopeNotGrantedError);
+        assert.equal(error.httpStatus, 403);
+        assert.match(error.message, /has not granted devstorage\.read_only/);
+        assert.match(error.hint ?? '', /tokend login --client-secrets \/home\/alice\/client_secrets\.json --scopes bigquery,cloud-platform,devstorage\.read_only/);
+        assert.deepEqual(error.details?.missing, ['https://www.googleapis.com/auth/devstorage.read_only']);
+        return true;
+      },
+    );
+    assert.equal(upstream.refreshCalls.length, 0, 'nothing is asked upstream for an ungranted scope');
+  });
+
+  test('unknown accounts and an empty broker say how to log in', async () => {
+    const { broker } = await setup();
+    await assert.rejects(broker.getToken({ account: 'bob@example.com' }), /not logged in as bob@example.com/);
+    const empty = new Broker({
+      accounts: new AccountRegistry(new MemoryStore(), silentLogger()),
+      upstream: new FakeUpstream(),
+      clock: new ManualClock(),
+      logger: silentLogger(),
+    });
+    await assert.rejects(empty.getToken({ account: 'default' }), (error: unknown) => error instanceof NotLoggedInError && /tokend login/.test(error.hint ?? ''));
+  });
+});
+
+describe('broker: freshness', () => {
+  test('recently used tokens are refreshed in the background; callers never get 300 s or less', async () => {
+    const { broker, upstream, clock } = await setup();
+    const scopes = ScopeSet.parse('bigquery');
+    let minimum = Infinity;
+    // Three hours of a caller asking every 30 s, as a client library would.
+    for (let elapsed = 0; elapsed < 3 * 3600_000; elapsed += 30_000) {
+      const token = await broker.getToken({ account: 'default', scopes });
+      minimum = Math.min(minimum, token.expiresIn);
+      if (elapsed > 0) assert.notEqual(token.cache, 'miss', `a caller waited for a refresh at ${elapsed} ms`);
+      clock.advance(30_000);
+      await broker.idle();
+    }
+    assert.ok(minimum > 300, `a token with ${minimum} s left was served`);
+    // 3 h of 1 h tokens refreshed at 75 % of their life: the first miss plus about four refreshes.
+    assert.ok(upstream.refreshCalls.length >= 4 && upstream.refreshCalls.length <= 6, `${upstream.refreshCalls.length} refreshes`);
+  });
+
+  test('an entry nobody used for the active window is not kept fresh', async () => {
+    const { broker, upstream, clock } = await setup({ activeWindowMs: 10 * 60_000 });
+    await broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') });
+    clock.advance(5 * 3600_000);
+    await broker.idle();
+    assert.equal(upstream.refreshCalls.length, 1);
+  });
+
+  test('upstream down: the cached token is served until it expires, then a clear error', async () => {
+    const { broker, upstream, clock } = await setup();
+    const scopes = ScopeSet.parse('bigquery');
+    const first = await broker.getToken({ account: 'default', scopes });
+    upstream.down = true;
+    clock.advance(3400_000); // 200 s left: normally a refresh
+    const stale = await broker.getToken({ account: 'default', scopes });
+    assert.equal(stale.cache, 'stale');
+    assert.equal(stale.accessToken.reveal(), first.accessToken.reveal());
+    assert.equal(stale.expiresIn, 200);
+    clock.advance(201_000);
+    await broker.idle();
+    await assert.rejects(broker.getToken({ account: 'default', scopes }), (error: unknown) => {
+      assert.ok(error instanceof UpstreamUnavailableError);
+      assert.match(error.message, /tokens cannot be refreshed right now/);
+      return true;
+    });
+    upstream.down = false;
+    clock.advance(60_000);
+    const recovered = await broker.getToken({ account: 'default', scopes });
+    assert.equal(recovered.cache, 'miss');
+    assert.equal(recovered.expiresIn, 3600);
+  });
+
+  test('after a failure, callers wait out a cool-down instead of each going upstream', async () => {
+    const { broker, upstream } = await setup();
+    upstream.down = true;
+    const scopes = ScopeSet.parse('bigquery');
+    await assert.rejects(broker.getToken({ account: 'default', scopes }), UpstreamUnavailableError);
+    await assert.rejects(broker.getToken({ account: 'default', scopes }), UpstreamUnavailableError);
+    assert.equal(upstream.refreshCalls.length, 1);
+  });
+});
+
+describe('broker: grants', () => {
+  for (const fault of ['invalid_grant', 'invalid_rapt'] as const) {
+    test(`${fault}: the account needs consent again, callers are told, upstream is not asked again`, async () => {
+      const { broker, upstream, store } = await setup();
+      upstream.faults.push(fault);
+      await assert.rejects(broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') }), (error: unknown) => {
+        assert.ok(error instanceof ConsentRequiredError);
+        assert.match(error.message, fault === 'invalid_rapt' ? /session-control policy/ : /expired or was revoked/);
+        assert.match(error.hint ?? '', /tokend login --client-secrets/);
+        return true;
+      });
+      await assert.rejects(broker.getToken({ account: 'default', scopes: ScopeSet.parse('cloud-platform') }), ConsentRequiredError);
+      assert.equal(upstream.refreshCalls.length, 1);
+      assert.equal(broker.status().accounts[0]?.health.state, 'consent_required');
+      const { service, account } = accountEntry(EMAIL);
+      assert.match((await store.getPassword(service, account)) ?? '', /"consent_required"/, 'the mark survives a restart');
+    });
+  }
+
+  test('a rotated refresh token is stored before the access token is served', async () => {
+    const { broker, upstream, store } = await setup();
+    upstream.rotate = true;
+    const { service, account } = accountEntry(EMAIL);
+    const originalSet = store.setPassword.bind(store);
+    let storedBeforeServed = false;
+    store.setPassword = async (s, a, p) => {
+      await originalSet(s, a, p);
+      storedBeforeServed = true;
+    };
+    await broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') });
+    assert.ok(storedBeforeServed);
+    assert.match((await store.getPassword(service, account)) ?? '', /refresh-rotated-1/);
+    await broker.getToken({ account: 'default', scopes: ScopeSet.parse('cloud-platform') });
+    assert.equal(upstream.refreshCalls[1]?.refreshToken, 'refresh-rotated-1', 'the next refresh uses the rotated token');
+  });
+
+  test('re-consent replaces the refresh token without revoking and drops cached tokens', async () => {
+    const { broker, upstream } = await setup();
+    await broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') });
+    await broker.adoptConsent({
+      email: EMAIL,
+      refreshToken: new Secret('refresh-second'),
+      granted: ScopeSet.of([BQ]),
+      client: fakeClient,
+      clientFile: undefined,
+    });
+    assert.equal(upstream.revokeCalls.length, 0);
+    const token = await broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') });
+    assert.equal(token.cache, 'miss');
+    assert.equal(upstream.refreshCalls[1]?.refreshToken, 'refresh-second');
+    await assert.rejects(broker.getToken({ account: 'default', scopes: ScopeSet.parse('cloud-platform') }), ScopeNotGrantedError);
+  });
+
+  test('logout revokes upstream, deletes the record, and later requests are refused', async () => {
+    const { broker, upstream, store } = await setup();
+    await broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') });
+    const result = await broker.logout('default', { revoke: true });
+    assert.deepEqual(result, { email: EMAIL, revoked: true });
+    assert.deepEqual(upstream.revokeCalls, ['refresh-original']);
+    const { service, account } = accountEntry(EMAIL);
+    assert.equal(await store.getPassword(service, account), null);
+    await assert.rejects(broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') }), NotLoggedInError);
+  });
+
+  test('accounts load from the store after a restart', async () => {
+    const { store, upstream, clock } = await setup();
+    const accounts = new AccountRegistry(store, silentLogger());
+    await accounts.load();
+    const restarted = new Broker({ accounts, upstream, clock, logger: silentLogger() });
+    const token = await restarted.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') });
+    assert.equal(token.account, EMAIL);
+    assert.equal(upstream.refreshCalls[0]?.refreshToken, 'refresh-original');
+  });
+});

@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { loadConfig } from '../../src/config/config.js';
+import { defaultConfigDir, defaultSocketPath } from '../../src/config/paths.js';
+import { ConfigError } from '../../src/errors.js';
+
+function configDirWith(content: unknown): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tokend-config-'));
+  writeFileSync(join(dir, 'config.json'), typeof content === 'string' ? content : JSON.stringify(content));
+  return dir;
+}
+
+test('flag beats env beats file beats default, and each value knows its source', () => {
+  const dir = configDirWith({ store: 'file', socket: '/tmp/from-file.sock', logLevel: 'warn' });
+  const env = { TOKEND_CONFIG_DIR: dir, TOKEND_STORE: 'memory', TOKEND_SOCKET: '/tmp/from-env.sock' };
+  const config = loadConfig({ socket: '/tmp/from-flag.sock' }, env);
+  assert.equal(config.settings.socket, '/tmp/from-flag.sock');
+  assert.equal(config.settings.store, 'memory');
+  assert.equal(config.settings.logLevel, 'warn');
+  assert.equal(config.settings.loginTimeoutSeconds, 300);
+  assert.deepEqual(
+    [config.sources.socket, config.sources.store, config.sources.logLevel, config.sources.loginTimeoutSeconds],
+    ['flag', 'env', 'file', 'default'],
+  );
+  assert.ok(Object.isFrozen(config.settings));
+});
+
+test('unknown keys in the config file are rejected by name', () => {
+  const dir = configDirWith({ store: 'file', sockett: '/x', passphrase: 'no' });
+  assert.throws(() => loadConfig({}, { TOKEND_CONFIG_DIR: dir }), (error: unknown) => {
+    assert.ok(error instanceof ConfigError);
+    assert.match(error.message, /unknown settings: sockett, passphrase/);
+    return true;
+  });
+});
+
+test('bad values are rejected with where they came from', () => {
+  assert.throws(() => loadConfig({}, { TOKEND_CONFIG_DIR: configDirWith('{'), HOME: '/h' }), /not valid JSON/);
+  assert.throws(() => loadConfig({}, { TOKEND_CONFIG_DIR: configDirWith({}), TOKEND_STORE: 'vault' }), /TOKEND_STORE must be one of auto, keychain, file, memory/);
+  assert.throws(() => loadConfig({}, { TOKEND_CONFIG_DIR: configDirWith({ loginTimeoutSeconds: 5 }) }), /loginTimeoutSeconds.*from 10 to 3600/);
+});
+
+test('the passphrase comes from the environment only', () => {
+  const config = loadConfig({}, { TOKEND_CONFIG_DIR: configDirWith({}), TOKEND_FILE_PASSPHRASE: 'pw' });
+  assert.equal(config.filePassphrase, 'pw');
+});
+
+test('default paths follow XDG, with private fallbacks', () => {
+  assert.equal(defaultSocketPath({ XDG_RUNTIME_DIR: '/run/user/1000' }, 'linux', 1000), '/run/user/1000/tokend/tokend.sock');
+  assert.equal(defaultSocketPath({}, 'linux', 1000), '/tmp/tokend-1000/tokend.sock');
+  assert.equal(defaultConfigDir({ XDG_CONFIG_HOME: '/c' }, 'linux', '/h'), '/c/tokend');
+  assert.equal(defaultConfigDir({}, 'linux', '/h'), '/h/.config/tokend');
+  assert.equal(defaultConfigDir({}, 'darwin', '/Users/a'), '/Users/a/Library/Application Support/tokend');
+  assert.equal(defaultConfigDir({ TOKEND_CONFIG_DIR: '/x' }, 'linux', '/h'), '/x');
+});
