@@ -22,6 +22,7 @@ interface StatusDocument {
   unreadableRecords: Array<{ entry: string; problem: string }>;
 }
 
+const IDENTITY = new Set(['openid', 'email', 'profile']);
 const SHORT_PREFIX = 'https://www.googleapis.com/auth/';
 const short = (scopes: string[]) => scopes.map((s) => (s.startsWith(SHORT_PREFIX) ? s.slice(SHORT_PREFIX.length) : s)).join(', ');
 
@@ -59,7 +60,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
     const health =
       account.health.state === 'ok' ? 'ok' : `CONSENT REQUIRED since ${account.health.since ?? '?'}: ${account.health.reason ?? ''}`;
     out(`  ${account.email}${account.default ? ' (default)' : ''}: ${health}`);
-    out(`    granted: ${short(account.grantedScopes)}`);
+    const identity = account.grantedScopes.filter((s) => IDENTITY.has(s));
+    const apis = account.grantedScopes.filter((s) => !IDENTITY.has(s));
+    out(`    granted: ${short(apis) || '(no API scopes)'}${identity.length > 0 ? ` (identity: ${identity.join(', ')})` : ''}`);
     for (const token of account.tokens) {
       out(`    token:   ${short(token.scopes) || '(identity)'}, expires in ${formatDuration(token.expiresIn)}${token.backgroundRefresh ? ', kept fresh' : ''}`);
     }

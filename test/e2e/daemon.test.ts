@@ -1,0 +1,282 @@
+/**
+ * The real daemon and CLI as processes, against the oidc-provider stand-in, with the file store (the
+ * keychain has its own suite). Consent is completed by the HTTP form driver here; lifecycle.test.ts
+ * does it in Chromium.
+ */
+import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { consentViaHttp, obtainRedirectUrl } from '../helpers/consent-driver.js';
+import { daemonDirs, runCli, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
+import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
+
+const G = 'https://www.googleapis.com/auth/';
+const AUTH_URL_LINE = /^ {2}(http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)$/m;
+
+let standin: StandinHandle;
+before(async () => {
+  standin = await startStandin();
+});
+after(async () => {
+  await standin.stop();
+});
+
+interface Setup {
+  dirs: ReturnType<typeof daemonDirs>;
+  env: NodeJS.ProcessEnv;
+  clientFile: string;
+  daemon: DaemonProcess;
+}
+
+async function startDaemon(name: string, extraEnv: NodeJS.ProcessEnv = {}, dirs = daemonDirs()): Promise<Setup> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    TOKEND_SOCKET: dirs.socket,
+    TOKEND_CONFIG_DIR: dirs.configDir,
+    TOKEND_STORE: 'file',
+    TOKEND_FILE_PASSPHRASE: 'correct horse battery staple',
+    BROWSER: 'false',
+    ...extraEnv,
+  };
+  const daemon = await startDaemonProcess({ name, env, socket: dirs.socket });
+  return { dirs, env, clientFile: standin.writeClientSecrets(dirs.root), daemon };
+}
+
+/** `tokend login --no-browser`, consenting by HTTP and pasting the redirect back as an SSH user would. */
+async function loginByPasteBack(setup: Setup, scopes: string, grantScopes?: string[]) {
+  const cli = startCli(['login', '--client-secrets', setup.clientFile, '--scopes', scopes, '--no-browser'], setup.env);
+  const [, authUrl] = await cli.waitForStderr(AUTH_URL_LINE);
+  const redirect = await obtainRedirectUrl(authUrl!, grantScopes === undefined ? {} : { grantScopes });
+  cli.writeStdin(`${redirect}\n`);
+  return cli.result;
+}
+
+function getOverSocket(socket: string, path: string, headers: Record<string, string> = { 'metadata-flavor': 'Google' }) {
+  return new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+    const req = request({ socketPath: socket, path, headers: { host: 'localhost', ...headers } }, (res) => {
+      let body = '';
+      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const tokenPath = (scopes: string) => `/computeMetadata/v1/instance/service-accounts/default/token?scopes=${encodeURIComponent(scopes)}`;
+
+describe('daemon process', () => {
+  test('socket directory 0700, socket 0600; a second daemon refuses; a stale socket is replaced', async () => {
+    const setup = await startDaemon('modes');
+    assert.equal(statSync(join(setup.dirs.root, 'run')).mode & 0o777, 0o700);
+    assert.equal(statSync(setup.dirs.socket).mode & 0o777, 0o600);
+    assert.ok(statSync(setup.dirs.socket).isSocket());
+
+    const second = await runCli(['serve'], setup.env);
+    assert.notEqual(second.code, 0);
+    assert.match(second.stderr, /another tokend is already serving on/);
+    assert.ok(statSync(setup.dirs.socket).isSocket(), 'the live socket was not taken over');
+    const ping = await getOverSocket(setup.dirs.socket, '/');
+    assert.equal(ping.status, 200);
+
+    // A daemon killed outright leaves its socket behind; the next one removes it and starts.
+    setup.daemon.child.kill('SIGKILL');
+    await setup.daemon.exited;
+    assert.ok(statSync(setup.dirs.socket).isSocket());
+    const next = await startDaemonProcess({ name: 'modes-restart', env: setup.env, socket: setup.dirs.socket });
+    assert.equal((await getOverSocket(setup.dirs.socket, '/')).status, 200);
+    assert.equal(await next.stop(), 0);
+    assert.throws(() => statSync(setup.dirs.socket), /ENOENT/, 'SIGTERM removes the socket');
+  });
+
+  test('a socket directory that others can write is refused', async () => {
+    const dirs = daemonDirs();
+    mkdirSync(join(dirs.root, 'run'), { mode: 0o777 });
+    chmodSync(join(dirs.root, 'run'), 0o777);
+    const result = await runCli(['serve', '--socket', dirs.socket, '--store', 'memory'], { ...process.env, TOKEND_CONFIG_DIR: dirs.configDir });
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, /writable by other users/);
+    assert.match(result.stderr, /chmod 700/);
+  });
+
+  test('the CLI says when no daemon runs and how to start one', async () => {
+    const dirs = daemonDirs();
+    const result = await runCli(['token'], { ...process.env, TOKEND_SOCKET: dirs.socket, TOKEND_CONFIG_DIR: dirs.configDir });
+    assert.equal(result.code, 3);
+    assert.equal(result.stdout, '');
+    assert.match(result.stderr, /no tokend is running on/);
+    assert.match(result.stderr, /tokend serve/);
+  });
+});
+
+describe('login, tokens and scope limits over the socket', () => {
+  let setup: Setup;
+  before(async () => {
+    setup = await startDaemon('scopes');
+  });
+  after(async () => {
+    await setup.daemon.stop();
+  });
+
+  test('partial consent (one scope unticked) is reported, and only the granted scope is served', async () => {
+    const result = await loginByPasteBack(setup, 'bigquery,cloud-platform', [`${G}bigquery`]);
+    assert.equal(result.code, 6, result.stderr);
+    assert.match(result.stdout, /Logged in as alice@example\.com/);
+    assert.match(result.stdout, /Granted scopes: .*bigquery/);
+    assert.doesNotMatch(result.stdout, /cloud-platform/);
+    assert.match(result.stderr, /consent was partial: not granted: https:\/\/www\.googleapis\.com\/auth\/cloud-platform/);
+
+    const granted = await runCli(['token', '--scopes', 'bigquery'], setup.env);
+    assert.equal(granted.code, 0, granted.stderr);
+    assert.equal((await standin.introspect(granted.stdout.trim())).scope, `${G}bigquery`);
+
+    const refused = await getOverSocket(setup.dirs.socket, tokenPath('cloud-platform'));
+    assert.equal(refused.status, 403);
+    const { error } = JSON.parse(refused.body);
+    assert.equal(error.code, 'scope_not_granted');
+    assert.match(error.message, /alice@example\.com has not granted cloud-platform/);
+    assert.match(error.hint, /tokend login --client-secrets .*client_secrets\.json --scopes bigquery,cloud-platform/);
+  });
+
+  test('re-consent with every scope replaces the grant; narrower tokens carry exactly what was asked', async () => {
+    const result = await loginByPasteBack(setup, 'bigquery,cloud-platform');
+    assert.equal(result.code, 0, result.stderr);
+    for (const scopes of ['bigquery', 'cloud-platform', 'bigquery,cloud-platform']) {
+      const response = await getOverSocket(setup.dirs.socket, tokenPath(scopes));
+      assert.equal(response.status, 200, response.body);
+      assert.equal(response.headers['content-type'], 'application/json');
+      const body = JSON.parse(response.body);
+      assert.equal(body.token_type, 'Bearer');
+      assert.ok(Number.isInteger(body.expires_in) && body.expires_in > 3500);
+      const introspection = await standin.introspect(body.access_token);
+      assert.equal(introspection.active, true);
+      assert.deepEqual(introspection.scope?.split(' ').sort(), scopes.split(',').map((s) => G + s).sort());
+    }
+  });
+
+  test('a scope never granted: 403 naming the scope and the login that grants it', async () => {
+    const response = await getOverSocket(setup.dirs.socket, tokenPath('devstorage.read_only'));
+    assert.equal(response.status, 403);
+    assert.equal(response.headers['metadata-flavor'], 'Google');
+    const { error } = JSON.parse(response.body);
+    assert.match(error.message, /has not granted devstorage\.read_only/);
+    assert.match(error.hint, /--scopes bigquery,cloud-platform,devstorage\.read_only/);
+    const cli = await runCli(['token', '--scopes', 'devstorage.read_only'], setup.env);
+    assert.equal(cli.code, 6);
+    assert.equal(cli.stdout, '');
+    assert.match(cli.stderr, /^tokend: alice@example\.com has not granted devstorage\.read_only\nhint: run `tokend login/);
+  });
+
+  test('200 concurrent requests for an uncached scope set make exactly one upstream refresh', async () => {
+    standin.resetStats();
+    const scopes = `${G}bigquery ${G}cloud-platform openid`;
+    const responses = await Promise.all(Array.from({ length: 200 }, () => getOverSocket(setup.dirs.socket, tokenPath(scopes))));
+    assert.ok(responses.every((r) => r.status === 200), responses.find((r) => r.status !== 200)?.body);
+    assert.equal(new Set(responses.map((r) => JSON.parse(r.body).access_token)).size, 1);
+    assert.equal(standin.stats.refreshGrants, 1);
+  });
+
+  test('upstream answers 503 twice, then 200: the caller gets its token', async () => {
+    standin.resetStats();
+    standin.faults.push({ status: 503 }, { status: 503 });
+    const result = await runCli(['token', '--scopes', 'cloud-platform,openid', '--json'], setup.env);
+    assert.equal(result.code, 0, result.stderr);
+    const body = JSON.parse(result.stdout);
+    assert.equal((await standin.introspect(body.access_token)).active, true);
+    assert.equal(standin.stats.refreshGrants, 3);
+  });
+
+  test('status shows the store, the account, its scopes and cached tokens', async () => {
+    const result = await runCli(['status', '--json'], setup.env);
+    assert.equal(result.code, 0, result.stderr);
+    const status = JSON.parse(result.stdout);
+    assert.equal(status.store.kind, 'file');
+    assert.match(status.store.description, /encrypted/);
+    assert.equal(status.accounts[0].email, 'alice@example.com');
+    assert.deepEqual(status.accounts[0].health, { state: 'ok' });
+    assert.ok(status.accounts[0].tokens.length >= 3);
+    const human = await runCli(['status'], setup.env);
+    assert.match(human.stdout, /alice@example\.com \(default\): ok/);
+    assert.match(human.stdout, /granted: bigquery, cloud-platform/);
+  });
+});
+
+describe('restart and revocation', () => {
+  test('after a restart, accounts load from the store and tokens are served without a new consent', async () => {
+    const first = await startDaemon('restart-1');
+    const login = await loginByPasteBack(first, 'bigquery');
+    assert.equal(login.code, 0, login.stderr);
+    assert.equal(await first.daemon.stop(), 0);
+    const secrets = readFileSync(join(first.dirs.configDir, 'secrets.json'), 'utf8');
+    assert.match(secrets, /"ciphertext"/);
+    assert.doesNotMatch(secrets, /alice@example\.com|refresh/);
+
+    standin.resetStats();
+    const second = await startDaemonProcess({ name: 'restart-2', env: first.env, socket: first.dirs.socket });
+    try {
+      const token = await runCli(['token', '--scopes', 'bigquery'], first.env);
+      assert.equal(token.code, 0, token.stderr);
+      assert.equal((await standin.introspect(token.stdout.trim())).active, true);
+      assert.equal(standin.stats.codeGrants, 0, 'no new consent');
+      assert.equal(standin.stats.refreshGrants, 1);
+    } finally {
+      await second.stop();
+    }
+  });
+
+  test('a refresh token revoked upstream: marked, shown in status, callers told to consent again, upstream left alone', async () => {
+    const setup = await startDaemon('revoked', { TOKEND_FILE_PASSPHRASE: '' });
+    try {
+      const login = await loginByPasteBack(setup, 'bigquery,cloud-platform');
+      assert.equal(login.code, 0, login.stderr);
+      const stored = JSON.parse(readFileSync(join(setup.dirs.configDir, 'secrets.json'), 'utf8'));
+      const record = JSON.parse(stored.entries.tokend['alice@example.com']);
+      // The user removes tokend's access in their Google account.
+      const revoked = await fetch(standin.revokeUri, {
+        method: 'POST',
+        body: new URLSearchParams({ token: record.refresh_token, client_id: standin.clientId, client_secret: standin.clientSecret }),
+      });
+      assert.equal(revoked.status, 200);
+
+      standin.resetStats();
+      const first = await runCli(['token', '--scopes', 'bigquery'], setup.env);
+      assert.equal(first.code, 5, first.stderr);
+      assert.match(first.stderr, /alice@example\.com must consent again: the refresh token has expired or was revoked/);
+      assert.match(first.stderr, /hint: run `tokend login --client-secrets /);
+      const second = await getOverSocket(setup.dirs.socket, tokenPath('cloud-platform'));
+      assert.equal(second.status, 403);
+      assert.equal(JSON.parse(second.body).error.code, 'consent_required');
+      assert.equal(standin.stats.refreshGrants, 1, 'no upstream call after the first invalid_grant');
+
+      const status = await runCli(['status'], setup.env);
+      assert.match(status.stdout, /alice@example\.com \(default\): CONSENT REQUIRED since .*: the refresh token has expired or was revoked/);
+
+      // Consenting again heals the account.
+      const again = await loginByPasteBack(setup, 'bigquery,cloud-platform');
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal((await runCli(['token', '--scopes', 'bigquery'], setup.env)).code, 0);
+    } finally {
+      await setup.daemon.stop();
+    }
+  });
+
+  test('a consent declined in the browser fails clearly and stores nothing', async () => {
+    const setup = await startDaemon('denied', { TOKEND_STORE: 'memory' });
+    try {
+      const cli = startCli(['login', '--client-secrets', setup.clientFile, '--scopes', 'bigquery'], setup.env);
+      const [, authUrl] = await cli.waitForStderr(AUTH_URL_LINE);
+      const page = await consentViaHttp(authUrl!, { deny: true });
+      assert.equal(page.status, 403);
+      assert.match(page.body, /Access denied/);
+      const result = await cli.result;
+      assert.notEqual(result.code, 0);
+      assert.match(result.stderr, /access was denied on the consent screen/);
+      const token = await runCli(['token'], setup.env);
+      assert.equal(token.code, 4);
+    } finally {
+      await setup.daemon.stop();
+    }
+  });
+});

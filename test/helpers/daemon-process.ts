@@ -1,0 +1,181 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, mkdtempSync, type WriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+const BIN = join(ROOT, 'bin', 'tokend.js');
+const READY_TIMEOUT_MS = 10_000;
+
+/**
+ * Where the daemon logs of every suite go, so that the final suite can search them for leaked
+ * secrets (test/final/no-secrets-in-logs.test.ts).
+ */
+export function artifactLogPath(name: string): string {
+  const base = process.env.TOKEND_TEST_ARTIFACTS ?? mkdtempSync(join(tmpdir(), 'tokend-artifacts-'));
+  const dir = join(base, 'logs');
+  mkdirSync(dir, { recursive: true });
+  return join(dir, `${name}-${process.pid}-${Date.now()}.log`);
+}
+
+/** A private directory for one daemon: its socket, config dir and home. */
+export function daemonDirs(): { root: string; socket: string; configDir: string } {
+  const root = mkdtempSync(join(tmpdir(), 'tokend-e2e-'));
+  return { root, socket: join(root, 'run', 'tokend.sock'), configDir: join(root, 'config') };
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real CLI to completion. `input` is written to its stdin. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv, input?: string, timeoutMs = 20_000): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`tokend ${args.join(' ')} did not finish within ${timeoutMs} ms\nstderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    if (input !== undefined) child.stdin.end(input);
+    else child.stdin.end();
+  });
+}
+
+export interface DaemonProcess {
+  child: ChildProcess;
+  socket: string;
+  logPath: string;
+  /** Everything the daemon wrote to stderr so far. */
+  log(): string;
+  /** SIGTERM, then the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<number | null>;
+}
+
+/**
+ * Starts `tokend serve` as a real process and waits (bounded) until its socket accepts connections.
+ * Its stderr is kept in memory and in the artifacts log.
+ */
+export async function startDaemonProcess(options: {
+  name: string;
+  env: NodeJS.ProcessEnv;
+  socket: string;
+  args?: string[];
+}): Promise<DaemonProcess> {
+  const logPath = artifactLogPath(options.name);
+  const logFile: WriteStream = createWriteStream(logPath);
+  const child = spawn(process.execPath, [BIN, 'serve', '--socket', options.socket, ...(options.args ?? [])], {
+    env: options.env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  let onLog = () => {};
+  child.stderr?.on('data', (chunk: Buffer) => {
+    log += chunk.toString();
+    logFile.write(chunk);
+    onLog();
+  });
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('close', (code) => {
+      logFile.end();
+      resolve(code);
+    });
+  });
+  // Ready when the daemon logs that it listens; it logs that only after the socket is bound.
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`tokend serve did not listen within ${READY_TIMEOUT_MS} ms:\n${log}`));
+    }, READY_TIMEOUT_MS);
+    onLog = () => {
+      if (log.includes('"event":"listening"')) {
+        clearTimeout(timer);
+        onLog = () => {};
+        resolve();
+      }
+    };
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`tokend serve exited with ${code} before listening:\n${log}`));
+    });
+  });
+  return {
+    child,
+    socket: options.socket,
+    logPath,
+    log: () => log,
+    exited,
+    stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+export interface RunningCli {
+  child: ChildProcess;
+  /** Resolves with the first match of `pattern` in stderr (as it arrives). */
+  waitForStderr(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  writeStdin(text: string): void;
+  result: Promise<CliResult>;
+}
+
+/** Starts the real CLI and lets the test react to what it prints (the login URL, say). */
+export function startCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000): RunningCli {
+  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  const watchers = new Set<() => void>();
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    for (const watcher of watchers) watcher();
+  });
+  const result = new Promise<CliResult>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`tokend ${args.join(' ')} did not finish within ${timeoutMs} ms\nstderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      for (const watcher of watchers) watcher();
+      resolve({ code, stdout, stderr });
+    });
+  });
+  return {
+    child,
+    result,
+    writeStdin: (text) => child.stdin?.write(text),
+    waitForStderr: (pattern, waitMs = 10_000) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          watchers.delete(check);
+          reject(new Error(`stderr never matched ${pattern}:\n${stderr}`));
+        }, waitMs);
+        const check = () => {
+          const match = stderr.match(pattern);
+          if (match !== null) {
+            clearTimeout(timer);
+            watchers.delete(check);
+            resolve(match);
+          } else if (child.exitCode !== null) {
+            clearTimeout(timer);
+            watchers.delete(check);
+            reject(new Error(`the CLI exited (${child.exitCode}) before stderr matched ${pattern}:\n${stderr}`));
+          }
+        };
+        watchers.add(check);
+        check();
+      }),
+  };
+}
