@@ -1,0 +1,133 @@
+/**
+ * The broker with the real token endpoint client against the oidc-provider stand-in, served on a real
+ * Unix socket, with time driven by a manual clock: background refresh, retries and outages.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { AccountRegistry } from '../../src/broker/accounts.js';
+import { Broker } from '../../src/broker/broker.js';
+import { LoginManager } from '../../src/broker/login.js';
+import { ScopeSet } from '../../src/broker/scopes.js';
+import { ManualClock } from '../../src/clock.js';
+import { createLogger } from '../../src/log.js';
+import { TokenEndpoint } from '../../src/oauth/token-endpoint.js';
+import { buildApp } from '../../src/server/app.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import { consentViaHttp } from '../helpers/consent-driver.js';
+import { artifactLogPath } from '../helpers/daemon-process.js';
+import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
+import { pino } from 'pino';
+
+const G = 'https://www.googleapis.com/auth/';
+let standin: StandinHandle;
+let clock: ManualClock;
+let broker: Broker;
+let socket: string;
+let close: () => Promise<void>;
+
+before(async () => {
+  standin = await startStandin();
+  clock = new ManualClock(Date.now());
+  const logger = createLogger({ level: 'info', destination: pino.destination({ dest: artifactLogPath('refresh-integration'), sync: true }) });
+  const upstream = new TokenEndpoint({ timeoutMs: 2000, retry: { attempts: 3, baseDelayMs: 20, maxDelayMs: 100 } });
+  broker = new Broker({ accounts: new AccountRegistry(new MemoryStore(), logger), upstream, clock, logger });
+  const logins = new LoginManager({ broker, upstream, clock, logger });
+  const started = await logins.start({ clientSecrets: standin.clientSecretsJson(), scopes: ScopeSet.parse('bigquery,cloud-platform') });
+  const page = await consentViaHttp(started.authUrl);
+  assert.equal(page.status, 200, page.body);
+  socket = join(mkdtempSync(join(tmpdir(), 'tokend-refresh-')), 'tokend.sock');
+  const app = buildApp({ broker, logger });
+  await app.listen({ path: socket });
+  close = async () => {
+    await app.close();
+    await broker.stop();
+  };
+});
+
+after(async () => {
+  await close();
+  await standin.stop();
+});
+
+beforeEach(() => {
+  standin.setDown(false);
+  standin.faults.length = 0;
+  standin.resetStats();
+});
+
+function fetchToken(scopes: string): Promise<{ status: number; body: { access_token: string; expires_in: number; error?: { code: string; message: string } } }> {
+  return new Promise((resolve, reject) => {
+    const path = `/computeMetadata/v1/instance/service-accounts/default/token?scopes=${encodeURIComponent(scopes)}`;
+    const req = request({ socketPath: socket, path, headers: { 'metadata-flavor': 'Google' } }, (res) => {
+      let body = '';
+      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(body) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('refresh against the stand-in', () => {
+  test('recently used tokens are refreshed in the background; no caller ever gets 300 s or less', async () => {
+    let minimum = Infinity;
+    const seen = new Set<string>();
+    // Two and a half hours of a client asking once a minute.
+    for (let minute = 0; minute < 150; minute++) {
+      const { status, body } = await fetchToken('bigquery');
+      assert.equal(status, 200);
+      minimum = Math.min(minimum, body.expires_in);
+      seen.add(body.access_token);
+      clock.advance(60_000);
+      await broker.idle();
+    }
+    assert.ok(minimum > 300, `a token with ${minimum} s left was served`);
+    assert.ok(seen.size >= 3, `only ${seen.size} distinct tokens in 150 minutes`);
+    assert.ok(standin.stats.refreshGrants >= 3 && standin.stats.refreshGrants <= 5, `${standin.stats.refreshGrants} refreshes`);
+    // Every refresh asked for exactly the caller's scope, never more.
+    assert.ok(standin.refreshRequests.every((r) => r.scope === `${G}bigquery`));
+    const newest = [...seen].at(-1)!;
+    assert.equal((await standin.introspect(newest)).scope, `${G}bigquery`);
+  });
+
+  test('503 twice, then 200: the caller gets a token', async () => {
+    standin.faults.push({ status: 503 }, { status: 503 });
+    const { status, body } = await fetchToken('cloud-platform');
+    assert.equal(status, 200);
+    assert.equal((await standin.introspect(body.access_token)).active, true);
+    assert.equal(standin.stats.refreshGrants, 3);
+  });
+
+  test('a reset connection is retried like a 503', async () => {
+    standin.faults.push({ reset: true });
+    const { status } = await fetchToken('bigquery,cloud-platform');
+    assert.equal(status, 200);
+    assert.equal(standin.stats.refreshGrants, 2);
+  });
+
+  test('upstream down for good: cached tokens are served until they expire, then a clear error', async () => {
+    const first = await fetchToken(`${G}cloud-platform openid`);
+    assert.equal(first.status, 200);
+    standin.setDown(true, { reset: true });
+    clock.advance(50 * 60_000); // 10 minutes left: background refresh fails, the cached token is still served
+    await broker.idle();
+    const stale = await fetchToken(`${G}cloud-platform openid`);
+    assert.equal(stale.status, 200);
+    assert.equal(stale.body.access_token, first.body.access_token);
+    assert.ok(stale.body.expires_in <= 600 && stale.body.expires_in > 0);
+    clock.advance(11 * 60_000);
+    await broker.idle();
+    const failed = await fetchToken(`${G}cloud-platform openid`);
+    assert.equal(failed.status, 503);
+    assert.equal(failed.body.error?.code, 'upstream_unavailable');
+    assert.match(failed.body.error?.message ?? '', /could not be reached; tokens cannot be refreshed right now/);
+    standin.setDown(false);
+    clock.advance(60_000);
+    const recovered = await fetchToken(`${G}cloud-platform openid`);
+    assert.equal(recovered.status, 200);
+  });
+});
