@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
+import { STORE_SETTINGS, type StoreSetting } from '../store/select-store.js';
 import { defaultConfigDir, defaultSocketPath, type Env } from './paths.js';
 
-export const STORE_SETTINGS = ['auto', 'keychain', 'file', 'memory'] as const;
-export type StoreSetting = (typeof STORE_SETTINGS)[number];
+export type { StoreSetting };
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export type Source = 'flag' | 'env' | 'file' | 'default';

@@ -53,7 +53,10 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     { event: 'store_selected', store: selection.kind, description: selection.store.description, reason: selection.reason },
     `secrets are kept in: ${selection.store.description}`,
   );
-  if (selection.warning !== undefined) logger.warn({ event: 'store_warning', store: selection.kind }, selection.warning);
+  // selectStore logs auto's fallback itself, with details; the other warnings are logged here.
+  if (selection.warning !== undefined && settings.store !== 'auto') {
+    logger.warn({ event: 'store_warning', store: selection.kind }, selection.warning);
+  }
 
   const accounts = new AccountRegistry(selection.store, logger);
   await accounts.load();

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { consentViaHttp, obtainRedirectUrl } from '../helpers/consent-driver.js';
 import { daemonDirs, runCli, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
+import { noSecretServiceEnv } from '../helpers/keyring-session.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 
 const G = 'https://www.googleapis.com/auth/';
@@ -275,6 +276,45 @@ describe('restart and revocation', () => {
       assert.match(result.stderr, /access was denied on the consent screen/);
       const token = await runCli(['token'], setup.env);
       assert.equal(token.code, 4);
+    } finally {
+      await setup.daemon.stop();
+    }
+  });
+});
+
+describe('without a Secret Service', () => {
+  test('--store keychain fails fast, saying why and what to do', async () => {
+    const dirs = daemonDirs();
+    const started = Date.now();
+    const result = await runCli(['serve', '--socket', dirs.socket, '--store', 'keychain'], {
+      ...noSecretServiceEnv(),
+      TOKEND_CONFIG_DIR: dirs.configDir,
+    });
+    const elapsed = Date.now() - started;
+    assert.equal(result.code, 8, result.stderr);
+    assert.match(result.stderr, /^tokend: .*Secret Service/m);
+    assert.match(result.stderr, /^hint: .*(gnome-keyring|--store file)/m);
+    assert.ok(elapsed < 8000, `took ${elapsed} ms`);
+    assert.throws(() => statSync(dirs.socket), /ENOENT/, 'nothing listens');
+  });
+
+  test('auto falls back to the file store and says so in the log, in login and in status', async () => {
+    const setup = await startDaemon('auto-fallback', { ...noSecretServiceEnv(), TOKEND_STORE: 'auto' });
+    try {
+      const fallback = setup.daemon
+        .log()
+        .split('\n')
+        .filter((line) => line.includes('"level":40'))
+        .map((line) => JSON.parse(line));
+      assert.equal(fallback.length, 1, setup.daemon.log());
+      assert.equal(fallback[0].event, 'store_fallback');
+      assert.match(fallback[0].msg, /file/);
+      const status = await runCli(['status'], setup.env);
+      assert.match(status.stdout, /^store: {4}file: /m);
+      assert.match(status.stdout, /^warning: /m);
+      const login = await loginByPasteBack(setup, 'bigquery');
+      assert.equal(login.code, 0, login.stderr);
+      assert.match(login.stderr, /^warning: .*keychain/im);
     } finally {
       await setup.daemon.stop();
     }
