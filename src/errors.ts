@@ -2,7 +2,7 @@
  * The one error catalogue. Every failure tokend reports to a person or a client is one of these
  * classes: a stable `code`, the HTTP status the daemon answers with, the CLI exit code, a message that
  * says what failed and why, and a hint with the command that fixes it. docs/errors.md lists every code;
- * test/unit/errors.test.ts keeps the two in step.
+ * test/unit/errors-doc.test.ts keeps the two in step.
  *
  * Messages and hints are written for humans and never carry secrets: no token, code, verifier or
  * client secret is ever interpolated into them, and upstream error text is reduced to its OAuth error
@@ -68,6 +68,7 @@ function define(code: string, httpStatus: number, exitCode: ExitCode) {
 export class BadRequestError extends define('bad_request', 400, ExitCode.usage) {}
 export class InvalidScopeError extends define('invalid_scope', 400, ExitCode.usage) {}
 export class MissingMetadataFlavorError extends define('missing_metadata_flavor', 403, ExitCode.failure) {}
+export class ProxiedRequestError extends define('proxied_request', 403, ExitCode.failure) {}
 export class NotFoundError extends define('not_found', 404, ExitCode.failure) {}
 
 // Accounts and scopes
@@ -104,6 +105,7 @@ export const errorClasses = [
   BadRequestError,
   InvalidScopeError,
   MissingMetadataFlavorError,
+  ProxiedRequestError,
   NotFoundError,
   NotLoggedInError,
   AccountNotFoundError,

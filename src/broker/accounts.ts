@@ -1,7 +1,6 @@
 import { AccountNotFoundError, NotLoggedInError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { accountEntry, STORE_SERVICE, type SecretStore } from '../store/secret-store.js';
-import { serializeError } from '../log.js';
 import { parseAccount, serializeAccount, type Account } from './account.js';
 
 export const DEFAULT_ACCOUNT = 'default';
@@ -35,7 +34,7 @@ export class AccountRegistry {
       } catch (error) {
         // A damaged record is reported and left in place: deleting it could destroy the only copy.
         this.unreadable.push({ entry, problem: (error as Error).message });
-        this.logger.error({ event: 'store_record_unreadable', entry, err: serializeError(error) }, 'a stored account record could not be read');
+        this.logger.error({ event: 'store_record_unreadable', entry, err: error }, 'a stored account record could not be read');
       }
     }
   }
@@ -85,6 +84,15 @@ export class AccountRegistry {
     const { service, account: entry } = accountEntry(account.email);
     await this.store.setPassword(service, entry, serializeAccount(account));
     this.accounts.set(account.email, account);
+  }
+
+  /** Deletes a record that could not be read (by its entry name); false when there is none. */
+  async removeUnreadable(entry: string): Promise<boolean> {
+    const index = this.unreadable.findIndex((record) => record.entry === entry);
+    if (index === -1) return false;
+    await this.store.deletePassword(STORE_SERVICE, entry);
+    this.unreadable.splice(index, 1);
+    return true;
   }
 
   async remove(account: Account): Promise<void> {

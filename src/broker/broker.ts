@@ -9,9 +9,9 @@ import {
   UpstreamRejectedError,
   UpstreamUnavailableError,
 } from '../errors.js';
-import { serializeError, type Logger } from '../log.js';
+import type { Logger } from '../log.js';
 import type { ClientConfig } from '../oauth/client-config.js';
-import { GrantInvalidError, toUpstreamError, type OAuthEndpoint } from '../oauth/token-endpoint.js';
+import { GrantInvalidError, toUpstreamError, type OAuthEndpoint, type TokenGrant } from '../oauth/token-endpoint.js';
 import type { Secret } from '../secret.js';
 import { Account } from './account.js';
 import type { AccountRegistry } from './accounts.js';
@@ -214,6 +214,10 @@ export class Broker {
 
   /** Revokes upstream (unless told not to) and deletes the stored record. */
   async logout(name: string, options: { revoke: boolean }): Promise<{ email: string; revoked: boolean }> {
+    if (!options.revoke && (await this.accounts.removeUnreadable(name))) {
+      this.logger.info({ event: 'record_removed', entry: name }, 'unreadable record deleted');
+      return { email: name, revoked: false };
+    }
     const account = this.accounts.resolve(name);
     let revoked = false;
     if (options.revoke) {
@@ -221,12 +225,17 @@ export class Broker {
         await account.upstreamQueue.run(() => this.upstream.revoke(account.client, account.refreshToken));
         revoked = true;
       } catch (error) {
-        throw isTokendError(toUpstreamError(error))
-          ? withHint(
-              toUpstreamError(error) as TokendError,
-              `nothing was deleted; try again, or run \`tokend logout --account ${account.email} --no-revoke\` to delete the local copy only`,
-            )
-          : error;
+        // A grant that is already dead upstream is what revocation wants.
+        if (!(error instanceof GrantInvalidError)) {
+          const failure = toUpstreamError(error);
+          throw isTokendError(failure)
+            ? withHint(
+                failure,
+                `nothing was deleted; try again, or run \`tokend logout --account ${account.email} --no-revoke\` to delete the local copy only`,
+              )
+            : new UpstreamRejectedError('revoking the grant failed; nothing was deleted', { cause: error });
+        }
+        revoked = true;
       }
     }
     await this.accounts.remove(account);
@@ -338,28 +347,31 @@ export class Broker {
     this.assertHealthy(account);
     const generation = account.generation;
     const startedAt = this.clock.now();
-    let grant;
+    let grant: TokenGrant | undefined;
     try {
       grant = await this.upstream.refresh(account.client, account.refreshToken, scopes.scopes);
     } catch (error) {
-      if (error instanceof GrantInvalidError) {
-        if (generation === account.generation) await this.markConsentRequired(account, error.reason);
+      if (error instanceof GrantInvalidError && generation === account.generation) {
+        await this.markConsentRequired(account, error.reason);
         this.assertHealthy(account);
       }
-      throw toUpstreamError(error);
+      if (!(error instanceof GrantInvalidError)) throw toUpstreamError(error);
     }
-    if (generation !== account.generation || account.removed) {
+    if (grant === undefined || generation !== account.generation || account.removed) {
       throw new NotLoggedInError(`${account.email} was logged out or logged in again while its token was refreshed`, {
         hint: 'ask again',
       });
     }
     if (grant.scope !== undefined) {
-      const notGranted = scopes.missingFrom(ScopeSet.fromGranted(grant.scope));
-      if (notGranted.length > 0) {
-        throw new UpstreamRejectedError(
-          `the OAuth server refreshed ${account.email} without ${ScopeSet.of(notGranted).toShortList()}`,
-          { hint: `the grant may have been narrowed; run \`${loginCommand(account, account.granted)}\`` },
-        );
+      const answered = ScopeSet.fromGranted(grant.scope);
+      const notGranted = scopes.missingFrom(answered);
+      const extra = answered.missingFrom(scopes);
+      if (notGranted.length > 0 || extra.length > 0) {
+        // Serving it would hand the caller a token that does not match what it asked for: never widen.
+        const what = notGranted.length > 0 ? `without ${ScopeSet.of(notGranted).toShortList()}` : `with more than asked (${ScopeSet.of(extra).toShortList()})`;
+        throw new UpstreamRejectedError(`the OAuth server refreshed ${account.email} ${what}`, {
+          hint: `the grant may have changed; run \`${loginCommand(account, account.granted)}\``,
+        });
       }
     }
     if (grant.refreshToken !== undefined && !grant.refreshToken.equals(account.refreshToken)) {
@@ -434,7 +446,7 @@ export class Broker {
             const current = this.cache.get(key);
             if (current !== undefined && current.expiresAt > this.clock.now()) this.scheduleBackgroundRefresh(key, current);
           } else {
-            this.logger.warn({ event: 'background_refresh_stopped', account: account.email, err: serializeError(error) }, 'background refresh stopped');
+            this.logger.warn({ event: 'background_refresh_stopped', account: account.email, err: error }, 'background refresh stopped');
           }
         },
       );

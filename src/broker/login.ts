@@ -54,9 +54,12 @@ export class LoginManager {
     const client = parseClientSecrets(request.clientSecrets);
     this.prune();
     if (this.sessions.size >= MAX_PENDING) {
-      const oldest = this.sessions.values().next().value;
-      oldest?.cancel();
-      this.prune();
+      // Too many sign-ins open at once: the oldest one still waiting gives way.
+      const oldest = [...this.sessions.values()].find((session) => !session.finished);
+      if (oldest !== undefined) {
+        oldest.cancel();
+        this.sessions.delete(oldest.id);
+      }
     }
     const requested = request.scopes.withoutIdentity();
     const session = await ConsentSession.start<LoginOutcome>({

@@ -8,7 +8,7 @@ export function reportFailure(io: Io, error: unknown): number {
     return error.exitCode;
   }
   line(io.stderr, `tokend: unexpected failure (${error instanceof Error ? error.name : typeof error})`);
-  line(io.stderr, 'hint: run with TOKEND_LOG_LEVEL=debug, and report it if it persists');
+  line(io.stderr, 'hint: check the daemon log (the stderr of `tokend serve`), and report it if it persists');
   return ExitCode.failure;
 }
 

@@ -1,4 +1,6 @@
+import { lstat } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
+import { dirname } from 'node:path';
 import { DaemonUnreachableError, errorFromJson, UpstreamUnavailableError } from '../errors.js';
 
 export interface SocketClientOptions {
@@ -36,7 +38,7 @@ export type LoginState = { state: 'pending' } | { state: 'done'; outcome: LoginO
 const MAX_RESPONSE_BYTES = 1024 * 1024;
 
 function startHint(socketPath: string): string {
-  return `start it with \`tokend serve\` (or \`systemctl --user start tokend\`); it listens on ${socketPath}`;
+  return `start it with \`tokend serve\` (it listens on ${socketPath})`;
 }
 
 /**
@@ -49,7 +51,8 @@ export class TokendClient {
 
   constructor(options: SocketClientOptions) {
     this.socketPath = options.socketPath;
-    this.timeoutMs = options.timeoutMs ?? 10_000;
+    // Above the daemon's own worst case for a refresh (three tries at the upstream's time limit).
+    this.timeoutMs = options.timeoutMs ?? 45_000;
   }
 
   getToken(options: { scopes?: string; account?: string } = {}): Promise<TokenResponse> {
@@ -84,7 +87,39 @@ export class TokendClient {
     return this.request('POST', '/tokend/v1/logout', body);
   }
 
-  request<T>(method: string, path: string, body?: unknown, extraTimeoutMs = 0): Promise<T> {
+  private ownerCheck: Promise<void> | undefined;
+
+  /**
+   * Refuses a socket (or socket directory) that another user owns: whoever listens there would
+   * receive tokens meant for us, and the client file and consent URL of a login.
+   */
+  private verifyOwner(): Promise<void> {
+    this.ownerCheck ??= (async () => {
+      const me = process.getuid?.();
+      if (me === undefined) return;
+      for (const path of [dirname(this.socketPath), this.socketPath]) {
+        let owner: number;
+        try {
+          owner = (await lstat(path)).uid;
+        } catch {
+          return; // missing: the connection attempt reports it
+        }
+        if (owner !== me && owner !== 0) {
+          throw new DaemonUnreachableError(`${path} belongs to another user (uid ${owner}); refusing to talk to it`, {
+            hint: 'point TOKEND_SOCKET at a socket of your own, and start your daemon with `tokend serve`',
+          });
+        }
+      }
+    })();
+    return this.ownerCheck;
+  }
+
+  async request<T>(method: string, path: string, body?: unknown, extraTimeoutMs = 0): Promise<T> {
+    await this.verifyOwner();
+    return this.send<T>(method, path, body, extraTimeoutMs);
+  }
+
+  private send<T>(method: string, path: string, body: unknown, extraTimeoutMs: number): Promise<T> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const timeoutMs = this.timeoutMs + extraTimeoutMs;
     return new Promise<T>((resolve, reject) => {
@@ -126,7 +161,7 @@ export class TokendClient {
       req.on('timeout', () => {
         req.destroy();
         reject(new UpstreamUnavailableError(`tokend did not answer within ${Math.round(timeoutMs / 1000)} s`, {
-          hint: 'check the daemon log (`journalctl --user -u tokend` or the terminal running `tokend serve`)',
+          hint: 'check the daemon log (the stderr of `tokend serve`)',
         }));
       });
       req.on('error', (error: NodeJS.ErrnoException) => {

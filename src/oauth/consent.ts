@@ -125,7 +125,9 @@ export class ConsentSession<T> {
       });
     }
     const outcome = await this.handleCallback(url.searchParams);
-    if (!outcome.accepted) throw new LoginFailedError(outcome.page.lines[0] ?? outcome.page.heading);
+    if (!outcome.accepted) {
+      throw new LoginFailedError(`the pasted URL was refused: ${outcome.page.lines[0] ?? outcome.page.heading}`);
+    }
     return this.result;
   }
 

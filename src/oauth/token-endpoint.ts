@@ -105,6 +105,7 @@ export class TokenEndpoint implements OAuthEndpoint {
     );
   }
 
+  /** Not retried: a code is single-use, and a second try after a lost answer revokes the grant. */
   exchangeCode(
     client: ClientConfig,
     params: { code: Secret; codeVerifier: Secret; redirectUri: string },
@@ -119,6 +120,7 @@ export class TokenEndpoint implements OAuthEndpoint {
         redirect_uri: params.redirectUri,
       },
       signal,
+      { ...this.retry, attempts: 1 },
     );
   }
 
@@ -139,10 +141,10 @@ export class TokenEndpoint implements OAuthEndpoint {
     );
   }
 
-  private async grant(client: ClientConfig, params: Record<string, string>, signal?: AbortSignal) {
+  private async grant(client: ClientConfig, params: Record<string, string>, signal?: AbortSignal, retry = this.retry) {
     const host = hostOf(client.tokenUri);
     return withRetries(
-      this.retry,
+      retry,
       async () => {
         const response = await this.post(client.tokenUri, client, params, signal);
         if (!response.ok) throw this.failure(response.status, response.body, host);

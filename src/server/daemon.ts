@@ -38,9 +38,13 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const { settings } = config;
   if (settings.metadataPort !== undefined) {
     throw new ConfigError('the TCP metadata listener (--metadata-port) is not available in this version', {
-      hint: 'point clients at the Unix socket (`tokend env`), or remove metadataPort from the configuration',
+      hint: 'point clients at the Unix socket (TOKEND_SOCKET), and remove --metadata-port or metadataPort from the configuration',
     });
   }
+
+  // The socket first: a second daemon must fail before it touches the store or its marker.
+  await prepareSocketDirectory(settings.socket);
+  await clearStaleSocket(settings.socket);
 
   const selection = await selectStore({
     setting: settings.store,
@@ -53,10 +57,6 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     { event: 'store_selected', store: selection.kind, description: selection.store.description, reason: selection.reason },
     `secrets are kept in: ${selection.store.description}`,
   );
-  // selectStore logs auto's fallback itself, with details; the other warnings are logged here.
-  if (selection.warning !== undefined && settings.store !== 'auto') {
-    logger.warn({ event: 'store_warning', store: selection.kind }, selection.warning);
-  }
 
   const accounts = new AccountRegistry(selection.store, logger);
   await accounts.load();
@@ -79,8 +79,6 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   };
   const app = buildApp({ broker, logger, management: { logins, info, now: () => clock.now() } });
 
-  await prepareSocketDirectory(settings.socket);
-  await clearStaleSocket(settings.socket);
   try {
     await app.listen({ path: settings.socket });
   } catch (error) {

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Broker, CallerInfo } from '../broker/broker.js';
 import { ScopeSet } from '../broker/scopes.js';
-import { BadRequestError, MissingMetadataFlavorError, NotFoundError } from '../errors.js';
+import { BadRequestError, MissingMetadataFlavorError, NotFoundError, ProxiedRequestError } from '../errors.js';
 import { sendJson, sendListing, sendText } from './replies.js';
 
 export interface MetadataDeps {
@@ -29,9 +29,10 @@ export function registerMetadataRoutes(app: FastifyInstance, deps: MetadataDeps)
   const { broker } = deps;
 
   app.addHook('onRequest', (request, _reply, done) => {
-    if (!request.url.startsWith('/computeMetadata')) return done();
+    // The matched route, not the raw URL: `/%63omputeMetadata/...` routes here too.
+    if (request.routeOptions.url?.startsWith('/computeMetadata') !== true) return done();
     if (request.headers['x-forwarded-for'] !== undefined) {
-      return done(new MissingMetadataFlavorError('requests relayed by a proxy (X-Forwarded-For) are refused'));
+      return done(new ProxiedRequestError('requests relayed by a proxy (X-Forwarded-For) are refused'));
     }
     if (request.headers['metadata-flavor'] !== 'Google') {
       return done(new MissingMetadataFlavorError('metadata requests need the header "Metadata-Flavor: Google"'));
@@ -41,6 +42,12 @@ export function registerMetadataRoutes(app: FastifyInstance, deps: MetadataDeps)
 
   app.get('/', (_request, reply) => sendListing(reply, ['computeMetadata/']));
   app.get('/computeMetadata/', (_request, reply) => sendListing(reply, ['v1/']));
+  // Directories asked for without their slash answer 301, as the real server does.
+  for (const directory of ['/computeMetadata', PREFIX, `${PREFIX}/instance/service-accounts`, `${PREFIX}/project`, `${PREFIX}/universe`]) {
+    app.get(directory, (_request, reply) => reply.redirect(`${directory}/`, 301));
+  }
+  app.get(`${PREFIX}/project/`, (_request, reply) => sendListing(reply, ['project-id']));
+  app.get(`${PREFIX}/universe/`, (_request, reply) => sendListing(reply, ['universe-domain']));
   app.get(`${PREFIX}/`, (_request, reply) => sendListing(reply, ['instance/', 'project/', 'universe/']));
   // Node's detection ping asks for `instance` without the slash.
   app.get(`${PREFIX}/instance`, (_request, reply) => sendListing(reply, ['service-accounts/']));

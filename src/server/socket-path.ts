@@ -68,7 +68,7 @@ export async function clearStaleSocket(socketPath: string): Promise<void> {
   }
   if (await isSocketLive(socketPath)) {
     throw new SocketInUseError(`another tokend is already serving on ${socketPath}`, {
-      hint: 'use the running daemon (`tokend status`), or stop it first (`systemctl --user stop tokend` or kill it)',
+      hint: 'use the running daemon (`tokend status` shows its pid), or stop that process first',
     });
   }
   await unlink(socketPath);

@@ -92,7 +92,10 @@ export async function selectStore(options: SelectStoreOptions): Promise<StoreSel
   };
   const finish = (selection: StoreSelection, warnings: Array<string | undefined>): StoreSelection => {
     const warning = warnings.filter((w): w is string => w !== undefined).join(' ');
-    return warning === '' ? selection : { ...selection, warning };
+    if (warning === '') return selection;
+    // Every warning is logged once, here, where it is made.
+    logger.warn({ event: 'store_warning', store: selection.kind }, warning);
+    return { ...selection, warning };
   };
 
   switch (setting) {

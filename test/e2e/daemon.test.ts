@@ -4,7 +4,7 @@
  * does it in Chromium.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -100,6 +100,30 @@ describe('daemon process', () => {
     assert.notEqual(result.code, 0);
     assert.match(result.stderr, /writable by other users/);
     assert.match(result.stderr, /chmod 700/);
+  });
+
+  test('regression: a second daemon fails on the socket before it touches the store marker', async () => {
+    const setup = await startDaemon('marker');
+    try {
+      const marker = readFileSync(join(setup.dirs.configDir, 'store.json'), 'utf8');
+      const second = await runCli(['serve', '--store', 'memory'], setup.env);
+      assert.equal(second.code, 1);
+      assert.match(second.stderr, /another tokend is already serving/);
+      const third = await runCli(['serve', '--store', 'keychain'], { ...noSecretServiceEnv(), ...setup.env, DBUS_SESSION_BUS_ADDRESS: 'unix:path=/nonexistent' });
+      assert.match(third.stderr, /another tokend is already serving/);
+      assert.equal(readFileSync(join(setup.dirs.configDir, 'store.json'), 'utf8'), marker);
+    } finally {
+      await setup.daemon.stop();
+    }
+  });
+
+  test('the CLI refuses a socket directory that another user owns', { skip: process.getuid?.() === 0 ? false : 'needs root to create a directory owned by another user' }, async () => {
+    const dirs = daemonDirs();
+    mkdirSync(join(dirs.root, 'run'), { mode: 0o700 });
+    chownSync(join(dirs.root, 'run'), 65534, 65534);
+    const result = await runCli(['token'], { ...process.env, TOKEND_SOCKET: dirs.socket, TOKEND_CONFIG_DIR: dirs.configDir });
+    assert.equal(result.code, 3);
+    assert.match(result.stderr, /belongs to another user \(uid 65534\); refusing to talk to it/);
   });
 
   test('the CLI says when no daemon runs and how to start one', async () => {

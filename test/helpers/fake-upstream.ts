@@ -18,6 +18,8 @@ export class FakeUpstream implements OAuthEndpoint {
   down = false;
   lifetimeSeconds = 3600;
   rotate = false;
+  /** Overrides the `scope` of refresh answers (a server that ignores narrowing). */
+  answerScope: string | undefined;
   /** Resolves pending refreshes only when released, to hold many callers in flight at once. */
   gate: Promise<void> | undefined;
   private counter = 0;
@@ -34,7 +36,7 @@ export class FakeUpstream implements OAuthEndpoint {
     return {
       accessToken: new Secret(`access-${this.counter}`),
       expiresInSeconds: this.lifetimeSeconds,
-      scope: scopes.join(' '),
+      scope: this.answerScope ?? scopes.join(' '),
       refreshToken: this.rotate ? new Secret(`refresh-rotated-${this.counter}`) : undefined,
       idToken: undefined,
     };

@@ -77,7 +77,28 @@ describe('metadata routes', () => {
     assert.equal(missing.json().error.code, 'missing_metadata_flavor');
     const proxied = await app.inject({ url: TOKEN_PATH, headers: { ...FLAVOR, 'x-forwarded-for': '10.0.0.1' } });
     assert.equal(proxied.statusCode, 403);
+    assert.equal(proxied.json().error.code, 'proxied_request');
     assert.equal(upstream.refreshCalls.length, 0);
+  });
+
+  test('regression: a percent-encoded path does not skip the Metadata-Flavor check', async () => {
+    const { app, upstream } = await setup();
+    for (const url of [TOKEN_PATH.replace('/computeMetadata', '/%63omputeMetadata'), TOKEN_PATH.replace('token', '%74oken')]) {
+      const res = await app.inject({ url });
+      assert.equal(res.statusCode, 403, url);
+      assert.equal(res.json().error.code, 'missing_metadata_flavor');
+    }
+    assert.equal(upstream.refreshCalls.length, 0);
+  });
+
+  test('directories asked for without their slash redirect to it', async () => {
+    const { app } = await setup();
+    for (const path of ['/computeMetadata/v1', '/computeMetadata/v1/instance/service-accounts', '/computeMetadata/v1/project']) {
+      const res = await app.inject({ url: path, headers: FLAVOR });
+      assert.equal(res.statusCode, 301, path);
+      assert.equal(res.headers.location, `${path}/`);
+      assert.equal(res.headers['metadata-flavor'], 'Google');
+    }
   });
 
   test('ungranted scope: 403 naming the scope and the login command', async () => {

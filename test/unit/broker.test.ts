@@ -210,6 +210,28 @@ describe('broker: grants', () => {
     assert.equal(upstream.refreshCalls[1]?.refreshToken, 'refresh-rotated-1', 'the next refresh uses the rotated token');
   });
 
+  test('an answer wider than asked is refused, never served', async () => {
+    const { broker, upstream } = await setup();
+    upstream.answerScope = `${BQ} ${CP}`;
+    await assert.rejects(broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') }), /with more than asked \(cloud-platform\)/);
+    upstream.answerScope = undefined;
+    const token = await broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') });
+    assert.deepEqual(token.scopes.scopes, [BQ]);
+  });
+
+  test('an unreadable record is reported in status and can be deleted with logout --no-revoke', async () => {
+    const { store, upstream, clock } = await setup();
+    await store.setPassword('tokend', 'broken@example.com', '{not json');
+    const accounts = new AccountRegistry(store, silentLogger());
+    await accounts.load();
+    const broker = new Broker({ accounts, upstream, clock, logger: silentLogger() });
+    assert.deepEqual(broker.status().unreadableRecords.map((r) => r.entry), ['broken@example.com']);
+    assert.equal(broker.status().accounts.length, 1, 'the readable account still loads');
+    await broker.logout('broken@example.com', { revoke: false });
+    assert.equal(await store.getPassword('tokend', 'broken@example.com'), null);
+    assert.deepEqual(broker.status().unreadableRecords, []);
+  });
+
   test('re-consent replaces the refresh token without revoking and drops cached tokens', async () => {
     const { broker, upstream } = await setup();
     await broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') });

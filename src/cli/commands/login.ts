@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { LoginOutcome, TokendClient } from '../../client/socket-client.js';
-import { ExitCode, InvalidClientSecretsError, LoginTimeoutError } from '../../errors.js';
+import { ExitCode, InvalidClientSecretsError, LoginFailedError, LoginTimeoutError } from '../../errors.js';
 import { parseFlags } from '../args.js';
 import { openBrowser } from '../browser.js';
 import { clientFor, socketOption } from '../context.js';
@@ -97,8 +97,14 @@ async function pasteBack(io: Io, client: TokendClient, id: string): Promise<Logi
     for await (const input of reader) {
       const pasted = input.trim();
       if (pasted === '') continue;
-      const state = await client.completeLogin(id, pasted);
-      if (state.state === 'done') return state.outcome;
+      try {
+        const state = await client.completeLogin(id, pasted);
+        if (state.state === 'done') return state.outcome;
+      } catch (error) {
+        // A mangled paste leaves the sign-in open: say what was wrong and let the user paste again.
+        if (!(error instanceof LoginFailedError) || !/pasted/.test(error.message)) throw error;
+        line(io.stderr, `tokend: ${error.message}${error.hint === undefined ? '' : ` (${error.hint})`}; paste again:`);
+      }
     }
   } finally {
     reader.close();
