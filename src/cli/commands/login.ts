@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { LoginOutcome, TokendClient } from '../../client/socket-client.js';
+import type { LoginOutcome, LoginStartResponse, TokendClient } from '../../client/socket-client.js';
 import { ExitCode, InvalidClientSecretsError, LoginFailedError, LoginTimeoutError } from '../../errors.js';
 import { parseFlags } from '../args.js';
 import { openBrowser } from '../browser.js';
@@ -61,9 +61,28 @@ export async function run(argv: string[], io: Io): Promise<number> {
     ...(values['login-hint'] === undefined ? {} : { loginHint: values['login-hint'] }),
   });
   if (started.store.warning !== undefined) line(io.stderr, `warning: ${started.store.warning}`);
+  // Ctrl-C abandons the sign-in in the daemon too, so its loopback listener closes at once.
+  const abandon = () => {
+    void client.cancelLogin(started.id).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', abandon);
+  try {
+    return await finishLogin(io, client, started, values['no-browser'] === true, values.json === true);
+  } finally {
+    process.removeListener('SIGINT', abandon);
+  }
+}
+
+async function finishLogin(
+  io: Io,
+  client: TokendClient,
+  started: LoginStartResponse,
+  noBrowser: boolean,
+  json: boolean,
+): Promise<number> {
 
   let outcome: LoginOutcome;
-  if (values['no-browser'] === true) {
+  if (noBrowser) {
     line(io.stderr, 'Open this URL in a browser on any machine and allow access:');
     line(io.stderr);
     line(io.stderr, `  ${started.authUrl}`);
@@ -79,7 +98,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     line(io.stderr, 'Waiting for consent... (Ctrl-C to abandon)');
     outcome = await waitForLogin(client, started.id, started.expiresAt);
   }
-  return report(io, outcome, started.store.description, values.json === true);
+  return report(io, outcome, started.store.description, json);
 }
 
 async function waitForLogin(client: TokendClient, id: string, expiresAt: string): Promise<LoginOutcome> {
