@@ -117,6 +117,15 @@ describe('daemon process', () => {
     }
   });
 
+  test('the daemon refuses a socket directory that another user owns', { skip: process.getuid?.() === 0 ? false : 'needs root to create a directory owned by another user' }, async () => {
+    const dirs = daemonDirs();
+    mkdirSync(join(dirs.root, 'run'), { mode: 0o700 });
+    chownSync(join(dirs.root, 'run'), 65534, 65534);
+    const result = await runCli(['serve', '--socket', dirs.socket, '--store', 'memory'], { ...process.env, TOKEND_CONFIG_DIR: dirs.configDir });
+    assert.equal(result.code, 9);
+    assert.match(result.stderr, /belongs to another user \(uid 65534\)/);
+  });
+
   test('the CLI refuses a socket directory that another user owns', { skip: process.getuid?.() === 0 ? false : 'needs root to create a directory owned by another user' }, async () => {
     const dirs = daemonDirs();
     mkdirSync(join(dirs.root, 'run'), { mode: 0o700 });
@@ -226,6 +235,28 @@ describe('login, tokens and scope limits over the socket', () => {
     assert.match(human.stdout, /alice@example\.com \(default\): ok/);
     assert.match(human.stdout, /granted: bigquery, cloud-platform/);
   });
+});
+
+describe('shutdown', () => {
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    test(`${signal} lets a request in flight finish, then removes the socket and exits 0`, async () => {
+      const setup = await startDaemon(`shutdown-${signal}`, { TOKEND_STORE: 'memory' });
+      const login = await loginByPasteBack(setup, 'bigquery');
+      assert.equal(login.code, 0, login.stderr);
+      standin.resetStats();
+      standin.faults.push({ delayMs: 1500 });
+      const inFlight = getOverSocket(setup.dirs.socket, tokenPath('bigquery'));
+      // Wait for the event, not for time: the refresh has reached the stand-in.
+      while (standin.stats.refreshGrants === 0) await new Promise((resolve) => setImmediate(resolve));
+      setup.daemon.child.kill(signal);
+      const response = await inFlight;
+      assert.equal(response.status, 200, response.body);
+      assert.ok(JSON.parse(response.body).access_token);
+      assert.equal(await setup.daemon.exited, 0);
+      assert.throws(() => statSync(setup.dirs.socket), /ENOENT/);
+      assert.match(setup.daemon.log(), /"event":"stopped"/);
+    });
+  }
 });
 
 describe('restart and revocation', () => {

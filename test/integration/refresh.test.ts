@@ -28,13 +28,14 @@ let clock: ManualClock;
 let broker: Broker;
 let socket: string;
 let close: () => Promise<void>;
+const store = new MemoryStore();
 
 before(async () => {
   standin = await startStandin();
   clock = new ManualClock(Date.now());
   const logger = createLogger({ level: 'info', destination: pino.destination({ dest: artifactLogPath('refresh-integration'), sync: true }) });
   const upstream = new TokenEndpoint({ timeoutMs: 2000, retry: { attempts: 3, baseDelayMs: 20, maxDelayMs: 100 } });
-  broker = new Broker({ accounts: new AccountRegistry(new MemoryStore(), logger), upstream, clock, logger });
+  broker = new Broker({ accounts: new AccountRegistry(store, logger), upstream, clock, logger });
   const logins = new LoginManager({ broker, upstream, clock, logger });
   const started = await logins.start({ clientSecrets: standin.clientSecretsJson(), scopes: ScopeSet.parse('bigquery,cloud-platform') });
   const page = await consentViaHttp(started.authUrl);
@@ -54,6 +55,7 @@ after(async () => {
 });
 
 beforeEach(() => {
+  standin.setRotateRefreshTokens(false);
   standin.setDown(false);
   standin.faults.length = 0;
   standin.resetStats();
@@ -129,5 +131,21 @@ describe('refresh against the stand-in', () => {
     clock.advance(60_000);
     const recovered = await fetchToken(`${G}cloud-platform openid`);
     assert.equal(recovered.status, 200);
+  });
+
+  test('rotating refresh tokens: concurrent refreshes for one account stay valid, the newest token is stored', async () => {
+    standin.setRotateRefreshTokens(true);
+    const storedToken = async () => JSON.parse((await store.getPassword('tokend', 'alice@example.com'))!).refresh_token as string;
+    const before = await storedToken();
+    // Three uncached scope sets at once: the refreshes must run one after another, each with the token
+    // the previous one returned — reusing a rotated token makes the server revoke the whole grant.
+    const scopeSets = [`${G}bigquery email`, `${G}cloud-platform email`, `${G}bigquery ${G}cloud-platform email`];
+    const responses = await Promise.all(scopeSets.map((scopes) => fetchToken(scopes)));
+    assert.deepEqual(responses.map((r) => r.status), [200, 200, 200], JSON.stringify(responses.map((r) => r.body.error)));
+    const after = await storedToken();
+    assert.notEqual(after, before, 'the rotated refresh token was stored');
+    assert.equal((await standin.introspect(after)).active, true);
+    assert.equal((await standin.introspect(before)).active, false);
+    for (const { body } of responses) assert.equal((await standin.introspect(body.access_token)).active, true);
   });
 });

@@ -1,0 +1,113 @@
+/**
+ * The consent session on its own against the stand-in: the loopback listener, `state`, single use,
+ * the deadline (driven by a manual clock) and the pages the browser shows.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { ManualClock } from '../../src/clock.js';
+import { LoginFailedError, LoginTimeoutError } from '../../src/errors.js';
+import { parseClientSecrets } from '../../src/oauth/client-config.js';
+import { ConsentSession, type ConsentGrant } from '../../src/oauth/consent.js';
+import { TokenEndpoint } from '../../src/oauth/token-endpoint.js';
+import { consentViaHttp, obtainRedirectUrl } from '../helpers/consent-driver.js';
+import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
+
+const G = 'https://www.googleapis.com/auth/';
+let standin: StandinHandle;
+
+before(async () => {
+  standin = await startStandin();
+});
+after(async () => {
+  await standin.stop();
+});
+
+function start(clock = new ManualClock(Date.now()), timeoutMs = 60_000) {
+  return ConsentSession.start<ConsentGrant>({
+    client: parseClientSecrets(standin.clientSecretsJson()),
+    scopes: [`${G}bigquery`],
+    loginHint: 'alice@example.com',
+    timeoutMs,
+    clock,
+    tokenEndpoint: new TokenEndpoint({ timeoutMs: 5000 }),
+    finish: (grant) => Promise.resolve({ value: grant, page: { ok: true, heading: `Signed in as ${grant.email}`, lines: [] } }),
+  });
+}
+
+async function get(url: string) {
+  const response = await fetch(url);
+  return { status: response.status, body: await response.text() };
+}
+
+describe('consent session', () => {
+  test('the authorization URL: PKCE S256, state, loopback redirect, openid email added, login hint', async () => {
+    const session = await start();
+    const url = new URL(session.authUrl);
+    assert.equal(url.origin + url.pathname, standin.authUri);
+    assert.equal(url.searchParams.get('code_challenge_method'), 'S256');
+    assert.match(url.searchParams.get('code_challenge') ?? '', /^[\w-]{43}$/);
+    assert.ok((url.searchParams.get('state') ?? '').length >= 32);
+    assert.equal(url.searchParams.get('redirect_uri'), session.redirectUri);
+    assert.match(session.redirectUri, /^http:\/\/127\.0\.0\.1:\d+\/oauth2callback$/);
+    assert.deepEqual(url.searchParams.get('scope')?.split(' ').sort(), ['email', `${G}bigquery`, 'openid']);
+    assert.equal(url.searchParams.get('login_hint'), 'alice@example.com');
+    session.cancel();
+    await assert.rejects(session.result, LoginFailedError);
+  });
+
+  test('a wrong state gets a clear page and does not end the sign-in; the right one completes it, once', async () => {
+    const session = await start();
+    const redirect = new URL(await obtainRedirectUrl(session.authUrl));
+    const forged = new URL(redirect);
+    forged.searchParams.set('state', 'forged-state-value-forged-state-value');
+    const wrong = await get(forged.toString());
+    assert.equal(wrong.status, 400);
+    assert.match(wrong.body, /state does not match/);
+
+    const right = await get(redirect.toString());
+    assert.equal(right.status, 200);
+    assert.match(right.body, /Signed in as alice@example\.com/);
+    const grant = await session.result;
+    assert.equal(grant.email, 'alice@example.com');
+    assert.deepEqual(grant.grant.scope?.split(' ').sort(), ['email', `${G}bigquery`, 'openid']);
+    assert.equal((await standin.introspect(grant.grant.refreshToken.reveal())).active, true);
+
+    // Single use: the listener is closed once the sign-in is done.
+    await assert.rejects(fetch(redirect.toString()), /fetch failed/);
+  });
+
+  test('access denied on the consent screen: a failure page and a clear error', async () => {
+    const session = await start();
+    const page = await consentViaHttp(session.authUrl, { deny: true });
+    assert.equal(page.status, 403);
+    assert.match(page.body, /Access denied/);
+    await assert.rejects(session.result, /access was denied on the consent screen/);
+  });
+
+  test('no answer before the deadline: a timeout error, and a late redirect gets a timeout page', async () => {
+    const clock = new ManualClock(Date.now());
+    const session = await start(clock, 5 * 60_000);
+    const redirect = await obtainRedirectUrl(session.authUrl);
+    clock.advance(5 * 60_000 + 1);
+    await assert.rejects(session.result, (error: unknown) => {
+      assert.ok(error instanceof LoginTimeoutError);
+      assert.match(error.message, /no sign-in arrived within 5 min/);
+      assert.match(error.hint ?? '', /tokend login/);
+      return true;
+    });
+    const late = await get(redirect);
+    assert.equal(late.status, 408);
+    assert.match(late.body, /Sign-in timed out/);
+    clock.advance(61_000); // the grace period ends and the listener closes
+    await assert.rejects(fetch(redirect), /fetch failed/);
+  });
+
+  test('a pasted redirect URL completes the sign-in; a mangled one is refused and the sign-in stays open', async () => {
+    const session = await start();
+    const redirect = await obtainRedirectUrl(session.authUrl);
+    await assert.rejects(session.completeWithRedirectUrl('not a url'), /the pasted text is not a URL/);
+    await assert.rejects(session.completeWithRedirectUrl('http://127.0.0.1:1/elsewhere?code=x'), /not the redirect of this sign-in/);
+    const grant = await session.completeWithRedirectUrl(redirect);
+    assert.equal(grant.email, 'alice@example.com');
+  });
+});
