@@ -5,6 +5,7 @@ import { parseClientSecrets } from '../oauth/client-config.js';
 import { ConsentSession, type ConsentGrant } from '../oauth/consent.js';
 import type { OAuthEndpoint } from '../oauth/token-endpoint.js';
 import type { ResultPage } from '../oauth/result-page.js';
+import type { LoginOutcome, LoginStarted } from '../protocol.js';
 import type { Broker } from './broker.js';
 import { IDENTITY_SCOPES, ScopeSet } from './scopes.js';
 
@@ -17,21 +18,7 @@ export interface LoginRequest {
   loginHint?: string;
 }
 
-export interface LoginStarted {
-  id: string;
-  authUrl: string;
-  redirectUri: string;
-  expiresAt: string;
-}
-
-export interface LoginOutcome {
-  email: string;
-  isNew: boolean;
-  requested: string[];
-  granted: string[];
-  /** Requested API scopes the user did not grant (unticked on the consent screen). */
-  notGranted: string[];
-}
+export type { LoginOutcome, LoginStarted };
 
 export interface LoginManagerDeps {
   broker: Broker;

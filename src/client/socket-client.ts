@@ -2,6 +2,7 @@ import { lstat } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { dirname } from 'node:path';
 import { DaemonUnreachableError, errorFromJson, UpstreamUnavailableError } from '../errors.js';
+import type { LoginOutcome, LoginStartResponse, LoginState, TokenResponse } from '../protocol.js';
 
 export interface SocketClientOptions {
   socketPath: string;
@@ -9,31 +10,7 @@ export interface SocketClientOptions {
   timeoutMs?: number;
 }
 
-export interface TokenResponse {
-  access_token: string;
-  expires_in: number;
-  token_type: 'Bearer';
-  account: string;
-  scopes: string[];
-}
-
-export interface LoginStartResponse {
-  id: string;
-  authUrl: string;
-  redirectUri: string;
-  expiresAt: string;
-  store: { kind: string; description: string; reason: string; warning?: string };
-}
-
-export interface LoginOutcome {
-  email: string;
-  isNew: boolean;
-  requested: string[];
-  granted: string[];
-  notGranted: string[];
-}
-
-export type LoginState = { state: 'pending' } | { state: 'done'; outcome: LoginOutcome };
+export type { LoginOutcome, LoginStartResponse, LoginState, TokenResponse };
 
 const MAX_RESPONSE_BYTES = 1024 * 1024;
 

@@ -3,6 +3,7 @@ import type { Broker, CallerInfo } from '../broker/broker.js';
 import type { LoginManager } from '../broker/login.js';
 import { ScopeSet } from '../broker/scopes.js';
 import { BadRequestError } from '../errors.js';
+import type { StoreInfo } from '../protocol.js';
 import { sendJson } from './replies.js';
 
 /** Facts about the daemon itself that `status` shows next to the broker's. */
@@ -11,7 +12,7 @@ export interface DaemonInfo {
   pid: number;
   socket: string;
   startedAt: number;
-  store: { kind: string; description: string; reason: string; warning?: string };
+  store: StoreInfo;
   configFile: string;
 }
 
