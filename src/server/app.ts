@@ -1,9 +1,11 @@
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Broker, CallerInfo } from '../broker/broker.js';
+import { BadRequestError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { installErrorHandling } from './error-handler.js';
 import { registerManagementRoutes, type ManagementDeps } from './management-routes.js';
 import { registerMetadataRoutes } from './metadata-routes.js';
+import { sendJson } from './replies.js';
 
 export interface AppDeps {
   broker: Broker;
@@ -27,14 +29,17 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false },
+    // Errors fastify raises before routing (a malformed URL) get the same body as every other error.
+    frameworkErrors: (error, _request, reply) => {
+      const mapped = new BadRequestError(error.code === 'FST_ERR_BAD_URL' ? 'the request URL is malformed' : 'the request is malformed');
+      // onSend hooks do not run for these: the flavor header is set here.
+      void sendJson(reply.header('metadata-flavor', 'Google'), { error: mapped.toJSON() }, 400);
+    },
   });
   const callerOf = deps.callerOf ?? (() => ({ transport: 'unix' }));
 
   app.addHook('onSend', async (_request, reply, payload) => {
     reply.header('metadata-flavor', 'Google');
-    // fastify appends "; charset=utf-8"; Python's google-auth 1.x wants exactly "application/json".
-    const type = reply.getHeader('content-type');
-    if (typeof type === 'string' && type.startsWith('application/json')) reply.header('content-type', 'application/json');
     return payload;
   });
   installErrorHandling(app, deps.logger);

@@ -5,7 +5,8 @@ const JSON_TYPE = 'application/json';
 const TEXT_TYPE = 'application/text';
 
 export function sendJson(reply: FastifyReply, body: unknown, status = 200): FastifyReply {
-  return reply.code(status).header('content-type', JSON_TYPE).send(JSON.stringify(body));
+  // A Buffer, so that fastify leaves the type alone instead of appending "; charset=utf-8".
+  return reply.code(status).header('content-type', JSON_TYPE).send(Buffer.from(JSON.stringify(body)));
 }
 
 export function sendText(reply: FastifyReply, body: string, status = 200): FastifyReply {

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { consentViaHttp, obtainRedirectUrl } from '../helpers/consent-driver.js';
@@ -90,6 +91,51 @@ describe('daemon process', () => {
     assert.equal((await getOverSocket(setup.dirs.socket, '/')).status, 200);
     assert.equal(await next.stop(), 0);
     assert.throws(() => statSync(setup.dirs.socket), /ENOENT/, 'SIGTERM removes the socket');
+  });
+
+  test('bad input gets a clear error and the daemon keeps running', async () => {
+    const setup = await startDaemon('bad-input', { TOKEND_STORE: 'memory' });
+    try {
+      const post = (path: string, body: string, type = 'application/json') =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = request(
+            { socketPath: setup.dirs.socket, path, method: 'POST', headers: { host: 'localhost', 'content-type': type } },
+            (res) => {
+              let text = '';
+              res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+            },
+          );
+          req.on('error', reject);
+          req.end(body);
+        });
+      const cases: Array<[Promise<{ status: number; body: string }>, number, RegExp]> = [
+        [post('/tokend/v1/logins', '{not json'), 400, /bad_request/],
+        [post('/tokend/v1/logins', 'x'.repeat(200_000)), 413, /bad_request/],
+        [post('/tokend/v1/logins', 'a=b', 'application/x-www-form-urlencoded'), 415, /bad_request/],
+        [post('/tokend/v1/logins', JSON.stringify({ clientSecrets: '{"installed":{}}' })), 400, /invalid_client_secrets/],
+        [post('/tokend/v1/logins', JSON.stringify({ clientSecrets: standin.clientSecretsJson(), scopes: 'not a scope!' })), 400, /invalid_scope/],
+        [post('/tokend/v1/logout', JSON.stringify({ revoke: 'yes' })), 400, /revoke\\" must be true or false/],
+        [getOverSocket(setup.dirs.socket, tokenPath('a'.repeat(5000))), 400, /invalid_scope/],
+        [getOverSocket(setup.dirs.socket, '/computeMetadata/v1/instance/service-accounts/%ZZ/token'), 400, /bad_request/],
+      ];
+      for (const [pending, status, body] of cases) {
+        const response = await pending;
+        assert.equal(response.status, status, response.body);
+        assert.match(response.body, body);
+      }
+      // Raw garbage on the socket is dropped without taking the daemon down.
+      await new Promise<void>((resolve) => {
+        const raw = connect(setup.dirs.socket, () => raw.end('\x00\x01 GARBAGE / HTTP/9.9\r\n\r\n'));
+        raw.on('close', () => resolve());
+        raw.on('error', () => resolve());
+        raw.resume();
+      });
+      assert.equal((await getOverSocket(setup.dirs.socket, '/')).status, 200);
+      assert.equal(setup.daemon.child.exitCode, null);
+    } finally {
+      await setup.daemon.stop();
+    }
   });
 
   test('a socket directory that others can write is refused', async () => {

@@ -116,6 +116,11 @@ describe('metadata routes', () => {
     const res = await app.inject({ url: `${TOKEN_PATH}?scopes=${encodeURIComponent('no such scope!')}`, headers: FLAVOR });
     assert.equal(res.statusCode, 400);
     assert.equal(res.json().error.code, 'invalid_scope');
+    const badUrl = await app.inject({ url: '/computeMetadata/v1/instance/service-accounts/%ZZ/token', headers: FLAVOR });
+    assert.equal(badUrl.statusCode, 400);
+    assert.equal(badUrl.headers['content-type'], 'application/json');
+    assert.equal(badUrl.headers['metadata-flavor'], 'Google');
+    assert.deepEqual(badUrl.json(), { error: { code: 'bad_request', message: 'the request URL is malformed' } });
   });
 
   test('the ping, the detection paths and the account info answer as a VM does', async () => {
