@@ -59,7 +59,7 @@ export function serializeAccount(account: Account): string {
     version: 1,
     email: account.email,
     refresh_token: account.refreshToken.reveal(),
-    scopes: [...account.granted.scopes],
+    scopes: account.granted.spelled,
     client: clientToStored(account.client),
     health: account.health,
     created_at: account.createdAt,
@@ -101,7 +101,7 @@ export function parseAccount(entryName: string, text: string): Account {
   return new Account(
     record.email,
     new Secret(record.refresh_token),
-    ScopeSet.of(record.scopes),
+    ScopeSet.fromGranted(record.scopes.join(' ')),
     client,
     health,
     record.created_at ?? now,

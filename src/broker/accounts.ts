@@ -2,6 +2,7 @@ import { AccountNotFoundError, NotLoggedInError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { accountEntry, STORE_SERVICE, type SecretStore } from '../store/secret-store.js';
 import { parseAccount, serializeAccount, type Account } from './account.js';
+import { SerialQueue } from './single-flight.js';
 
 export const DEFAULT_ACCOUNT = 'default';
 
@@ -17,6 +18,7 @@ export interface UnreadableRecord {
 export class AccountRegistry {
   private readonly accounts = new Map<string, Account>();
   private readonly unreadable: UnreadableRecord[] = [];
+  private readonly writeQueues = new Map<string, SerialQueue>();
 
   constructor(
     private readonly store: SecretStore,
@@ -79,11 +81,34 @@ export class AccountRegistry {
     return account;
   }
 
-  /** Writes the account's record; the in-memory account is only registered once the store has it. */
-  async save(account: Account): Promise<void> {
-    const { service, account: entry } = accountEntry(account.email);
-    await this.store.setPassword(service, entry, serializeAccount(account));
-    this.accounts.set(account.email, account);
+  /**
+   * Writes the account's record, then registers it. Writes for one email run one at a time, and an
+   * account that was removed or replaced writes nothing (false): a refresh that finishes after a
+   * logout or a new consent cannot bring the old record back.
+   */
+  save(account: Account): Promise<boolean> {
+    return this.queueFor(account.email).run(async () => {
+      if (account.removed) return false;
+      const { service, account: entry } = accountEntry(account.email);
+      await this.store.setPassword(service, entry, serializeAccount(account));
+      this.accounts.set(account.email, account);
+      return true;
+    });
+  }
+
+  /** Stores `next` in place of `previous`; from now on `previous` cannot write. */
+  async replace(next: Account, previous: Account | undefined): Promise<void> {
+    if (previous !== undefined) {
+      previous.removed = true;
+      previous.generation++;
+      next.generation = previous.generation + 1;
+    }
+    try {
+      await this.save(next);
+    } catch (error) {
+      if (previous !== undefined) previous.removed = false;
+      throw error;
+    }
   }
 
   /** Deletes a record that could not be read (by its entry name); false when there is none. */
@@ -96,10 +121,25 @@ export class AccountRegistry {
   }
 
   async remove(account: Account): Promise<void> {
-    const { service, account: entry } = accountEntry(account.email);
-    await this.store.deletePassword(service, entry);
-    this.accounts.delete(account.email);
+    // Marked first, so that writes already queued for this account are skipped.
     account.removed = true;
     account.generation++;
+    const { service, account: entry } = accountEntry(account.email);
+    try {
+      await this.queueFor(account.email).run(() => this.store.deletePassword(service, entry));
+    } catch (error) {
+      account.removed = false;
+      throw error;
+    }
+    if (this.accounts.get(account.email) === account) this.accounts.delete(account.email);
+  }
+
+  private queueFor(email: string): SerialQueue {
+    let queue = this.writeQueues.get(email);
+    if (queue === undefined) {
+      queue = new SerialQueue();
+      this.writeQueues.set(email, queue);
+    }
+    return queue;
   }
 }

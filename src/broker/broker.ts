@@ -3,6 +3,7 @@ import type {
   TokendError} from '../errors.js';
 import {
   ConsentRequiredError,
+  InvalidScopeError,
   isTokendError,
   NotLoggedInError,
   ScopeNotGrantedError,
@@ -24,6 +25,8 @@ export interface FreshnessPolicy {
   minServeSeconds: number;
   /** Background refresh starts when this fraction of a token's life has passed. */
   refreshAtFraction: number;
+  /** How long a caller that has a valid cached token waits for a refresh before it gets the cached one. */
+  requestWaitMs: number;
   /** Entries used within this window are kept fresh in the background. */
   activeWindowMs: number;
   /** After a failed refresh, callers are not sent upstream again for this long (cached tokens are served). */
@@ -38,6 +41,7 @@ export const defaultFreshnessPolicy: FreshnessPolicy = {
   // Google's client libraries treat 300 s or less as expired and fetch again on every call.
   minServeSeconds: 360,
   refreshAtFraction: 0.75,
+  requestWaitMs: 2_000,
   activeWindowMs: 60 * 60_000,
   failureCooldownMs: 5_000,
   backgroundRetryMs: 15_000,
@@ -121,9 +125,25 @@ export class Broker {
   }
 
   async getToken(request: TokenRequest): Promise<IssuedToken> {
+    try {
+      return await this.getTokenOnce(request);
+    } catch (error) {
+      // The account was logged in again (or out) while its token was refreshed: ask once more, anew.
+      if (!(error instanceof AccountChangedError)) throw error;
+      return this.getTokenOnce(request);
+    }
+  }
+
+  private async getTokenOnce(request: TokenRequest): Promise<IssuedToken> {
     const account = this.accounts.resolve(request.account);
     this.assertHealthy(account);
     const scopes = request.scopes ?? account.defaultScopes;
+    if (scopes.size === 0) {
+      // An empty `scope=` would ask the OAuth server for everything the account granted.
+      throw new InvalidScopeError(`no scopes asked for, and ${account.email} granted no API scopes to default to`, {
+        hint: `name the scopes, e.g. \`tokend token --scopes cloud-platform\`, or run \`${loginCommand(account, ScopeSet.parse('cloud-platform'))}\``,
+      });
+    }
     this.assertGranted(account, scopes);
     const key = cacheKey(account.email, scopes);
     const now = this.clock.now();
@@ -134,18 +154,9 @@ export class Broker {
       token = cached;
       outcome = 'hit';
     } else {
-      try {
-        token = await this.refreshShared(key, account, scopes);
-        outcome = 'miss';
-      } catch (error) {
-        const fallback = this.cache.get(key);
-        if (!isUpstreamOutage(error) || fallback === undefined || remainingSeconds(fallback, this.clock.now()) < 1) {
-          throw error;
-        }
-        // The upstream is failing but the cached token is still valid: serve it rather than nothing.
-        token = fallback;
-        outcome = 'stale';
-      }
+      const refreshed = await this.refreshWithinBudget(key, account, scopes, cached);
+      token = refreshed ?? (cached as CachedToken);
+      outcome = refreshed === undefined ? 'stale' : 'miss';
     }
     token.lastUsedAt = this.clock.now();
     this.scheduleBackgroundRefresh(key, token);
@@ -198,13 +209,8 @@ export class Broker {
       now,
       params.clientFile,
     );
-    if (existing !== undefined) account.generation = existing.generation + 1;
-    await this.accounts.save(account);
-    if (existing !== undefined) {
-      existing.generation++;
-      existing.removed = true;
-      this.forgetAccount(existing.email);
-    }
+    await this.accounts.replace(account, existing);
+    if (existing !== undefined) this.forgetAccount(existing.email);
     this.logger.info(
       { event: 'account_saved', account: account.email, scopes: account.granted.scopes, new: existing === undefined },
       'account consent stored',
@@ -282,6 +288,36 @@ export class Broker {
     await this.idle();
   }
 
+  /**
+   * Refreshes for a caller. A caller that has a still-valid token in the cache is not held up by a
+   * failing or slow upstream (client libraries give up after about 3 s): after `requestWaitMs`, or on
+   * an outage, it gets the cached token ("stale", undefined here) while the refresh goes on. A caller
+   * without one waits for the refresh, which the token endpoint bounds.
+   */
+  private async refreshWithinBudget(
+    key: string,
+    account: Account,
+    scopes: ScopeSet,
+    cached: CachedToken | undefined,
+  ): Promise<CachedToken | undefined> {
+    const refreshing = this.refreshShared(key, account, scopes);
+    const usable = () => cached !== undefined && remainingSeconds(cached, this.clock.now()) >= 1;
+    if (!usable()) return refreshing;
+    refreshing.catch(() => undefined); // still awaited below, or by other callers
+    let timer: TimerHandle | undefined;
+    const budget = new Promise<undefined>((resolve) => {
+      timer = this.clock.setTimer(this.policy.requestWaitMs, () => resolve(undefined));
+    });
+    try {
+      return await Promise.race([refreshing, budget]);
+    } catch (error) {
+      if (!isUpstreamOutage(error) || !usable()) throw error;
+      return undefined;
+    } finally {
+      timer?.cancel();
+    }
+  }
+
   /** Upstreams that mint short-lived tokens would otherwise make every request a refresh. */
   private serveThresholdSeconds(token: CachedToken): number {
     const lifetimeSeconds = (token.expiresAt - token.obtainedAt) / 1000;
@@ -341,15 +377,15 @@ export class Broker {
   }
 
   private async refreshUpstream(account: Account, scopes: ScopeSet): Promise<CachedToken> {
-    if (account.removed) {
-      throw new NotLoggedInError(`${account.email} was logged out`, { hint: 'run `tokend login` to log in again' });
-    }
+    if (account.removed) throw new AccountChangedError();
     this.assertHealthy(account);
     const generation = account.generation;
     const startedAt = this.clock.now();
     let grant: TokenGrant | undefined;
     try {
-      grant = await this.upstream.refresh(account.client, account.refreshToken, scopes.scopes);
+      // In the exact strings the server granted them (Google's reference: send nothing else).
+      const asGranted = scopes.scopes.map((scope) => account.granted.spelling(scope));
+      grant = await this.upstream.refresh(account.client, account.refreshToken, asGranted);
     } catch (error) {
       if (error instanceof GrantInvalidError && generation === account.generation) {
         await this.markConsentRequired(account, error.reason);
@@ -357,11 +393,7 @@ export class Broker {
       }
       if (!(error instanceof GrantInvalidError)) throw toUpstreamError(error);
     }
-    if (grant === undefined || generation !== account.generation || account.removed) {
-      throw new NotLoggedInError(`${account.email} was logged out or logged in again while its token was refreshed`, {
-        hint: 'ask again',
-      });
-    }
+    if (grant === undefined || generation !== account.generation || account.removed) throw new AccountChangedError();
     if (grant.scope !== undefined) {
       const answered = ScopeSet.fromGranted(grant.scope);
       const notGranted = scopes.missingFrom(answered);
@@ -378,7 +410,7 @@ export class Broker {
       // A rotated refresh token must be stored before the new access token is handed out.
       account.refreshToken = grant.refreshToken;
       account.updatedAt = new Date(this.clock.now()).toISOString();
-      await this.accounts.save(account);
+      if (!(await this.accounts.save(account))) throw new AccountChangedError();
       this.logger.info({ event: 'refresh_token_rotated', account: account.email }, 'stored a rotated refresh token');
     }
     return {
@@ -396,6 +428,7 @@ export class Broker {
     this.forgetAccount(account.email);
     this.logger.warn({ event: 'consent_required', account: account.email, reason }, 'account needs consent again');
     try {
+      // Nothing is written when the account was logged out meanwhile (save returns false).
       await this.accounts.save(account);
     } catch (error) {
       // The mark still holds in memory; after a restart the next refresh would find out again.
@@ -417,10 +450,12 @@ export class Broker {
     if (this.stopped || this.timers.has(key)) return;
     const lifetime = token.expiresAt - token.obtainedAt;
     const failure = this.failures.get(key);
+    // At the usual fraction of its life, but always a minute before callers would stop getting it.
+    const lastServable = token.expiresAt - (this.serveThresholdSeconds(token) + 60) * 1000;
     const dueAt =
       failure !== undefined
         ? failure.at + failure.retryDelayMs
-        : token.obtainedAt + Math.floor(lifetime * this.policy.refreshAtFraction);
+        : Math.max(token.obtainedAt, Math.min(token.obtainedAt + Math.floor(lifetime * this.policy.refreshAtFraction), lastServable));
     const delayMs = Math.max(0, dueAt - this.clock.now());
     this.timers.set(key, this.clock.setTimer(delayMs, () => this.runBackgroundRefresh(key)));
   }
@@ -465,6 +500,15 @@ export interface BrokerStatus {
     tokens: Array<{ scopes: string[]; expiresIn: number; lastUsedSecondsAgo: number; backgroundRefresh: boolean }>;
   }>;
   unreadableRecords: Array<{ entry: string; problem: string }>;
+}
+
+/** Internal: the account changed under a refresh; getToken retries once, then says so. */
+class AccountChangedError extends NotLoggedInError {
+  constructor() {
+    super('the account was logged out or logged in again while its token was being refreshed', {
+      hint: 'ask again; `tokend status` shows the accounts',
+    });
+  }
 }
 
 function isUpstreamOutage(error: unknown): boolean {

@@ -7,7 +7,7 @@ import type { OAuthEndpoint } from '../oauth/token-endpoint.js';
 import type { ResultPage } from '../oauth/result-page.js';
 import type { LoginOutcome, LoginStarted } from '../protocol.js';
 import type { Broker } from './broker.js';
-import { IDENTITY_SCOPES, ScopeSet } from './scopes.js';
+import { ScopeSet } from './scopes.js';
 
 export interface LoginRequest {
   /** The content of the client file (the daemon may not see the caller's working directory). */
@@ -44,7 +44,7 @@ export class LoginManager {
       // Too many sign-ins open at once: the oldest one still waiting gives way.
       const oldest = [...this.sessions.values()].find((session) => !session.finished);
       if (oldest !== undefined) {
-        oldest.cancel();
+        oldest.cancel('replaced by a newer sign-in (at most 8 may be open at once)');
         this.sessions.delete(oldest.id);
       }
     }
@@ -59,6 +59,9 @@ export class LoginManager {
       finish: (grant) => this.finish(grant, requested, client, request.clientFile),
     });
     this.sessions.set(session.id, session);
+    session.result.catch((error: unknown) =>
+      this.deps.logger.warn({ event: 'login_failed', login: session.id, err: error }, 'consent did not complete'),
+    );
     this.deps.logger.info(
       { event: 'login_started', login: session.id, scopes: request.scopes.scopes, redirect_uri: session.redirectUri },
       'consent started',
@@ -90,13 +93,15 @@ export class LoginManager {
   }
 
   cancel(id: string): void {
-    this.get(id).cancel();
+    this.get(id).cancel('abandoned by the client (tokend login was interrupted)');
     this.sessions.delete(id);
   }
 
-  closeAll(): void {
-    for (const session of this.sessions.values()) session.cancel();
+  /** Ends every sign-in; one that is already storing its result finishes first. */
+  async closeAll(reason: string): Promise<void> {
+    const sessions = [...this.sessions.values()];
     this.sessions.clear();
+    await Promise.all(sessions.map((session) => session.close(reason)));
   }
 
   private get(id: string): ConsentSession<LoginOutcome> {
@@ -124,7 +129,8 @@ export class LoginManager {
     clientFile: string | undefined,
   ): Promise<{ value: LoginOutcome; page: ResultPage }> {
     // The token response's `scope` is the truth: users can untick scopes on Google's consent screen.
-    const granted = ScopeSet.fromGranted(grant.scope ?? [...requested.scopes, ...IDENTITY_SCOPES].join(' '));
+    // Without a `scope` field (RFC 6749 §5.1), the grant is what was asked: the scopes plus `openid email`.
+    const granted = ScopeSet.fromGranted(grant.scope ?? [...requested.scopes, 'openid', 'email'].join(' '));
     const { isNew } = await this.deps.broker.adoptConsent({
       email,
       refreshToken: grant.refreshToken,

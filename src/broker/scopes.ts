@@ -60,7 +60,11 @@ export class ScopeSet {
   readonly scopes: readonly string[];
   readonly key: string;
 
-  private constructor(scopes: Iterable<string>) {
+  private constructor(
+    scopes: Iterable<string>,
+    /** How the OAuth server wrote each scope, where that differs (Google: `email` as `.../userinfo.email`). */
+    private readonly spelledAs: ReadonlyMap<string, string> = new Map(),
+  ) {
     this.scopes = Object.freeze([...new Set(scopes)].sort());
     this.key = this.scopes.join(' ');
   }
@@ -72,15 +76,30 @@ export class ScopeSet {
   /** Parses a user's list: commas and/or whitespace between scopes, short names expanded. */
   static parse(list: string): ScopeSet {
     const parts = list.split(/[\s,]+/).filter((part) => part.length > 0);
+    if (parts.length === 0) {
+      throw new InvalidScopeError('no scopes given: name at least one, e.g. cloud-platform');
+    }
     if (parts.length > MAX_SCOPES) {
       throw new InvalidScopeError(`too many scopes (${parts.length}); at most ${MAX_SCOPES}`);
     }
-    return new ScopeSet(parts.map(expandScope));
+    return new ScopeSet(parts.map((part) => normalizeGrantedScope(expandScope(part))));
   }
 
   /** Parses the space-separated `scope` of a token response, folding Google's identity aliases. */
   static fromGranted(scopeField: string): ScopeSet {
-    return new ScopeSet(scopeField.split(/\s+/).filter((s) => s.length > 0).map(normalizeGrantedScope));
+    const written = scopeField.split(/\s+/).filter((s) => s.length > 0);
+    const spelledAs = new Map(written.map((scope) => [normalizeGrantedScope(scope), scope]));
+    return new ScopeSet(spelledAs.keys(), spelledAs);
+  }
+
+  /** `scope` as the OAuth server wrote it when it granted it: what to send back upstream. */
+  spelling(scope: string): string {
+    return this.spelledAs.get(scope) ?? scope;
+  }
+
+  /** Every scope as the OAuth server wrote it. */
+  get spelled(): string[] {
+    return this.scopes.map((scope) => this.spelling(scope));
   }
 
   get size(): number {

@@ -18,7 +18,7 @@ export interface Settings {
   loginTimeoutSeconds: number;
   /** Time limit for each keychain call. */
   keychainTimeoutMs: number;
-  /** Time limit for each request to the OAuth server. */
+  /** Time limit for each request to the OAuth server (all tries of one refresh together: 20 s). */
   upstreamTimeoutMs: number;
 }
 
@@ -71,7 +71,7 @@ const specs: { [K in keyof Settings]: SettingSpec<K> } = {
   logLevel: { fileKey: 'logLevel', env: 'TOKEND_LOG_LEVEL', validate: oneOf(LOG_LEVELS), fallback: () => 'info' },
   loginTimeoutSeconds: { fileKey: 'loginTimeoutSeconds', validate: int(10, 3600), fallback: () => 300 },
   keychainTimeoutMs: { fileKey: 'keychainTimeoutMs', validate: int(100, 60_000), fallback: () => 5000 },
-  upstreamTimeoutMs: { fileKey: 'upstreamTimeoutMs', validate: int(100, 120_000), fallback: () => 10_000 },
+  upstreamTimeoutMs: { fileKey: 'upstreamTimeoutMs', validate: int(100, 20_000), fallback: () => 10_000 },
 };
 
 function readConfigFile(path: string): Record<string, unknown> {

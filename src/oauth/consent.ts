@@ -34,7 +34,7 @@ export interface ConsentOptions<T> {
   finish: (grant: ConsentGrant) => Promise<{ value: T; page: ResultPage }>;
 }
 
-type State = 'waiting' | 'exchanging' | 'done' | 'timed-out' | 'closed';
+type State = 'waiting' | 'exchanging' | 'finishing' | 'done' | 'timed-out' | 'closed';
 
 /**
  * One interactive consent: a one-shot loopback listener for the redirect, PKCE S256 and a random
@@ -53,6 +53,10 @@ export class ConsentSession<T> {
   private resolveResult!: (value: T) => void;
   private rejectResult!: (error: TokendError) => void;
   private deadlineTimer: TimerHandle | undefined;
+  /** Aborts a code exchange in flight when the sign-in is cancelled. */
+  private readonly abort = new AbortController();
+  /** The callback being handled, if any: close() waits for it. */
+  private work: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly options: ConsentOptions<T>,
@@ -106,7 +110,7 @@ export class ConsentSession<T> {
   }
 
   get finished(): boolean {
-    return this.state !== 'waiting' && this.state !== 'exchanging';
+    return this.state === 'done' || this.state === 'timed-out' || this.state === 'closed';
   }
 
   /** The paste-back path for SSH sessions: the redirected URL as the browser showed it. */
@@ -124,25 +128,43 @@ export class ConsentSession<T> {
         hint: `it must start with ${this.redirectUri}`,
       });
     }
-    const outcome = await this.handleCallback(url.searchParams);
+    const outcome = await this.track(this.handleCallback(url.searchParams));
     if (!outcome.accepted) {
       throw new LoginFailedError(`the pasted URL was refused: ${outcome.page.lines[0] ?? outcome.page.heading}`);
     }
     return this.result;
   }
 
-  cancel(): void {
-    this.settleError(new LoginFailedError('the sign-in was cancelled'));
+  /**
+   * Ends the sign-in unless it is already storing its result (then it completes). A code exchange in
+   * flight is aborted, so nothing is stored after a cancel.
+   */
+  cancel(reason: string): void {
+    if (this.state === 'finishing') return;
+    this.settleError(new LoginFailedError(`the sign-in was cancelled: ${reason}`, { hint: 'run `tokend login` again' }));
+    this.abort.abort();
   }
 
+  /** Cancels, then waits for a callback in progress to finish storing or to give up. */
+  async close(reason: string): Promise<void> {
+    this.cancel(reason);
+    await this.work.catch(() => undefined);
+  }
+
+  /** Anyone on this machine can reach the listener: nothing they send may throw out of here. */
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', this.redirectUri);
-    if (req.method !== 'GET' || url.pathname !== CALLBACK_PATH) {
-      send(res, 404, { ok: false, heading: 'Not found', lines: ['This address only receives the sign-in redirect.'] });
-      return;
+    try {
+      const url = URL.canParse(req.url ?? '', 'http://127.0.0.1') ? new URL(req.url ?? '', 'http://127.0.0.1') : undefined;
+      if (req.method !== 'GET' || url?.pathname !== CALLBACK_PATH) {
+        send(res, 404, { ok: false, heading: 'Not found', lines: ['This address only receives the sign-in redirect.'] });
+        return;
+      }
+      const outcome = await this.track(this.handleCallback(url.searchParams));
+      send(res, outcome.status, outcome.page);
+    } catch {
+      if (!res.headersSent) send(res, 500, { ok: false, heading: 'Sign-in failed', lines: ['Run `tokend login` again.'] });
+      else res.destroy();
     }
-    const outcome = await this.handleCallback(url.searchParams);
-    send(res, outcome.status, outcome.page);
   }
 
   private async handleCallback(
@@ -175,25 +197,37 @@ export class ConsentSession<T> {
     }
     this.state = 'exchanging';
     try {
-      const grant = await this.options.tokenEndpoint.exchangeCode(this.options.client, {
-        code: new Secret(code),
-        codeVerifier: this.codeVerifier,
-        redirectUri: this.redirectUri,
-      });
+      const grant = await this.options.tokenEndpoint.exchangeCode(
+        this.options.client,
+        { code: new Secret(code), codeVerifier: this.codeVerifier, redirectUri: this.redirectUri },
+        this.abort.signal,
+      );
       if (grant.refreshToken === undefined) {
         throw new LoginFailedError('the OAuth server returned no refresh token');
       }
       const email = emailFromIdToken(grant.idToken, this.options.client.clientId);
+      if (this.state !== 'exchanging') {
+        return refuse(409, 'Sign-in cancelled', ['This sign-in was cancelled before it finished; nothing was stored.', 'Run `tokend login` again.']);
+      }
+      this.state = 'finishing';
       const { value, page } = await this.options.finish({ email, grant: { ...grant, refreshToken: grant.refreshToken } });
       this.settle(value);
       return { accepted: true, status: 200, page };
     } catch (caught) {
+      if (this.finished) {
+        return refuse(409, 'Sign-in cancelled', ['This sign-in was cancelled before it finished; nothing was stored.', 'Run `tokend login` again.']);
+      }
       const failure = isTokendError(caught)
         ? caught
         : new LoginFailedError('exchanging the authorization code failed', { cause: caught });
       this.settleError(failure);
       return refuse(502, 'Sign-in failed', [failure.message, failure.hint ?? 'Run `tokend login` again.']);
     }
+  }
+
+  private track<R>(promise: Promise<R>): Promise<R> {
+    this.work = Promise.allSettled([this.work, promise]);
+    return promise;
   }
 
   private stateMatches(received: string | null): boolean {

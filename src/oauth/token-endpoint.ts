@@ -44,7 +44,10 @@ export interface OAuthEndpoint {
 }
 
 export interface TokenEndpointOptions {
+  /** Each request. */
   timeoutMs?: number;
+  /** All tries of one call together, backoff included. */
+  totalTimeoutMs?: number;
   retry?: RetryPolicy;
   fetch?: typeof fetch;
 }
@@ -87,11 +90,13 @@ function parseGrant(body: Record<string, unknown>, host: string): TokenGrant {
  */
 export class TokenEndpoint implements OAuthEndpoint {
   private readonly timeoutMs: number;
+  private readonly totalTimeoutMs: number;
   private readonly retry: RetryPolicy;
   private readonly fetchImpl: typeof fetch;
 
   constructor(options: TokenEndpointOptions = {}) {
     this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.totalTimeoutMs = options.totalTimeoutMs ?? 20_000;
     this.retry = options.retry ?? defaultRetryPolicy;
     this.fetchImpl = options.fetch ?? fetch;
   }
@@ -143,15 +148,24 @@ export class TokenEndpoint implements OAuthEndpoint {
 
   private async grant(client: ClientConfig, params: Record<string, string>, signal?: AbortSignal, retry = this.retry) {
     const host = hostOf(client.tokenUri);
-    return withRetries(
-      retry,
-      async () => {
-        const response = await this.post(client.tokenUri, client, params, signal);
-        if (!response.ok) throw this.failure(response.status, response.body, host);
-        return parseGrant(response.body, host);
-      },
-      signal,
-    );
+    const deadline = AbortSignal.timeout(this.totalTimeoutMs);
+    const bounded = signal === undefined ? deadline : AbortSignal.any([signal, deadline]);
+    try {
+      return await withRetries(
+        retry,
+        async () => {
+          const response = await this.post(client.tokenUri, client, params, bounded);
+          if (!response.ok) throw this.failure(response.status, response.body, host);
+          return parseGrant(response.body, host);
+        },
+        bounded,
+      );
+    } catch (error) {
+      if (deadline.aborted && !(signal?.aborted ?? false)) {
+        throw new RetryableError(`the OAuth server at ${host} did not answer within ${this.totalTimeoutMs} ms in all`, { cause: error });
+      }
+      throw error;
+    }
   }
 
   private failure(status: number, body: Record<string, unknown>, host: string): Error {
@@ -170,6 +184,9 @@ export class TokenEndpoint implements OAuthEndpoint {
       });
     }
     return new UpstreamRejectedError(`the OAuth server at ${host} refused the request (HTTP ${status}, ${code})`, {
+      ...(code === 'invalid_scope'
+        ? { hint: 'the grant no longer covers these scopes; run `tokend login` again with the scopes you need' }
+        : {}),
       details: { oauthError: code },
     });
   }

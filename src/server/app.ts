@@ -22,9 +22,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const app = Fastify({
     logger: false,
     bodyLimit: BODY_LIMIT,
-    // Headers must arrive quickly; slow-loris clients on the socket are cut off.
-    connectionTimeout: 30_000,
-    requestTimeout: 120_000,
+    // A request must arrive whole within 30 s (slow clients are cut off); an answer may take longer
+    // than that (a refresh is bounded at 20 s, a login long-poll at 25 s), so idle sockets get 60 s.
+    connectionTimeout: 60_000,
+    requestTimeout: 30_000,
     keepAliveTimeout: 5_000,
     return503OnClosing: true,
     forceCloseConnections: 'idle',

@@ -100,7 +100,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
-      logins.closeAll();
+      // Sign-ins first: their long-polls then answer at once, and app.close() need not wait for them.
+      await logins.closeAll('the daemon is shutting down');
       await app.close();
       await broker.stop();
       // Node removes the socket it bound; make sure, without touching a socket a newer daemon created.

@@ -26,7 +26,7 @@ export interface ManagementDeps {
 
 export const API_PREFIX = '/tokend/v1';
 /** The longest a client may hold a `wait` request open; it then asks again. */
-const MAX_WAIT_SECONDS = 60;
+const MAX_WAIT_SECONDS = 25;
 
 function stringField(body: unknown, name: string, required: true): string;
 function stringField(body: unknown, name: string, required: false): string | undefined;
@@ -69,6 +69,7 @@ export function registerManagementRoutes(app: FastifyInstance, deps: ManagementD
 
   app.get(`${API_PREFIX}/token`, async (request: FastifyRequest<{ Querystring: Record<string, string | undefined> }>, reply) => {
     const { scopes, account } = request.query;
+    if (Array.isArray(scopes) || Array.isArray(account)) throw new BadRequestError('give `scopes` and `account` once each');
     const issued = await broker.getToken({
       account: account ?? 'default',
       ...(scopes === undefined || scopes === '' ? {} : { scopes: ScopeSet.parse(scopes) }),

@@ -22,6 +22,8 @@ export class FakeUpstream implements OAuthEndpoint {
   answerScope: string | undefined;
   /** Resolves pending refreshes only when released, to hold many callers in flight at once. */
   gate: Promise<void> | undefined;
+  /** The same for revocations. */
+  revokeGate: Promise<void> | undefined;
   private counter = 0;
 
   async refresh(_client: ClientConfig, refreshToken: Secret, scopes: readonly string[]): Promise<TokenGrant> {
@@ -46,9 +48,9 @@ export class FakeUpstream implements OAuthEndpoint {
     return Promise.reject(new UpstreamUnavailableError('the fake upstream does not exchange codes'));
   }
 
-  revoke(_client: ClientConfig, token: Secret): Promise<void> {
+  async revoke(_client: ClientConfig, token: Secret): Promise<void> {
     this.revokeCalls.push(token.reveal());
-    return Promise.resolve();
+    if (this.revokeGate !== undefined) await this.revokeGate;
   }
 }
 

@@ -3,6 +3,7 @@
  * the deadline (driven by a manual clock) and the pages the browser shows.
  */
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { ManualClock } from '../../src/clock.js';
 import { LoginFailedError, LoginTimeoutError } from '../../src/errors.js';
@@ -51,7 +52,7 @@ describe('consent session', () => {
     assert.match(session.redirectUri, /^http:\/\/127\.0\.0\.1:\d+\/oauth2callback$/);
     assert.deepEqual(url.searchParams.get('scope')?.split(' ').sort(), ['email', `${G}bigquery`, 'openid']);
     assert.equal(url.searchParams.get('login_hint'), 'alice@example.com');
-    session.cancel();
+    session.cancel('test over');
     await assert.rejects(session.result, LoginFailedError);
   });
 
@@ -74,6 +75,49 @@ describe('consent session', () => {
 
     // Single use: the listener is closed once the sign-in is done.
     await assert.rejects(fetch(redirect.toString()), /fetch failed/);
+  });
+
+  test('regression: malformed request lines to the listener get an answer, not a crash', async () => {
+    const session = await start();
+    const { port } = new URL(session.redirectUri);
+    for (const target of ['//', '///', '//[', '/oauth2callback?%ZZ']) {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () => socket.end(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`));
+        let text = '';
+        socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        socket.on('end', () => resolve(text));
+        socket.on('error', reject);
+      });
+      assert.match(answer, /^HTTP\/1\.1 (400|404)/, target);
+    }
+    const page = await consentViaHttp(session.authUrl);
+    assert.equal(page.status, 200);
+    assert.equal((await session.result).email, 'alice@example.com');
+  });
+
+  test('a cancel while the code is being exchanged stores nothing', async () => {
+    let stored = false;
+    const session = await ConsentSession.start<ConsentGrant>({
+      client: parseClientSecrets(standin.clientSecretsJson()),
+      scopes: [`${G}bigquery`],
+      timeoutMs: 60_000,
+      clock: new ManualClock(Date.now()),
+      tokenEndpoint: new TokenEndpoint({ timeoutMs: 5000 }),
+      finish: (grant) => {
+        stored = true;
+        return Promise.resolve({ value: grant, page: { ok: true, heading: 'ok', lines: [] } });
+      },
+    });
+    const redirect = await obtainRedirectUrl(session.authUrl);
+    standin.faults.push({ delayMs: 500 });
+    const codeGrantsBefore = standin.stats.codeGrants;
+    const callback = get(redirect);
+    while (standin.stats.codeGrants === codeGrantsBefore) await new Promise((resolve) => setImmediate(resolve));
+    await session.close('the daemon is shutting down');
+    assert.equal(stored, false);
+    await assert.rejects(session.result, /the sign-in was cancelled: the daemon is shutting down/);
+    const page = await callback.catch(() => ({ status: 0, body: '' }));
+    assert.notEqual(page.status, 200);
   });
 
   test('access denied on the consent screen: a failure page and a clear error', async () => {

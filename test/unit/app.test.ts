@@ -116,6 +116,12 @@ describe('metadata routes', () => {
     const res = await app.inject({ url: `${TOKEN_PATH}?scopes=${encodeURIComponent('no such scope!')}`, headers: FLAVOR });
     assert.equal(res.statusCode, 400);
     assert.equal(res.json().error.code, 'invalid_scope');
+    const empty = await app.inject({ url: `${TOKEN_PATH}?scopes=,`, headers: FLAVOR });
+    assert.equal(empty.statusCode, 400);
+    assert.match(empty.json().error.message, /no scopes given/);
+    const repeated = await app.inject({ url: '/tokend/v1/token?scopes=bigquery&scopes=cloud-platform' });
+    assert.equal(repeated.statusCode, 400);
+    assert.equal(repeated.json().error.code, 'bad_request');
     const badUrl = await app.inject({ url: '/computeMetadata/v1/instance/service-accounts/%ZZ/token', headers: FLAVOR });
     assert.equal(badUrl.statusCode, 400);
     assert.equal(badUrl.headers['content-type'], 'application/json');

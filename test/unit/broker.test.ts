@@ -56,6 +56,20 @@ describe('broker: tokens', () => {
     assert.equal(upstream.refreshCalls.length, 1);
   });
 
+  test('refreshes send scopes in the exact strings the server granted', async () => {
+    const { broker, upstream } = await setup();
+    await broker.adoptConsent({
+      email: EMAIL,
+      refreshToken: new Secret('refresh-google-style'),
+      granted: ScopeSet.fromGranted(`openid https://www.googleapis.com/auth/userinfo.email ${BQ}`),
+      client: fakeClient,
+      clientFile: undefined,
+    });
+    upstream.answerScope = `https://www.googleapis.com/auth/userinfo.email ${BQ}`;
+    await broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery email') });
+    assert.deepEqual(upstream.refreshCalls[0]?.scopes, ['https://www.googleapis.com/auth/userinfo.email', BQ]);
+  });
+
   test('without scopes, the granted API scopes are used (identity scopes left out)', async () => {
     const { broker, upstream } = await setup();
     await broker.getToken({ account: 'default' });
@@ -230,6 +244,97 @@ describe('broker: grants', () => {
     await broker.logout('broken@example.com', { revoke: false });
     assert.equal(await store.getPassword('tokend', 'broken@example.com'), null);
     assert.deepEqual(broker.status().unreadableRecords, []);
+  });
+
+  test('regression: a refresh that fails during logout does not write the record back', async () => {
+    const { broker, upstream, store } = await setup();
+    // A slow store: the consent-required mark is being written while logout deletes the record.
+    const set = store.setPassword.bind(store);
+    const del = store.deletePassword.bind(store);
+    let markWriteStarted!: () => void;
+    const markWriting = new Promise<void>((resolve) => (markWriteStarted = resolve));
+    let deleted!: () => void;
+    const deleteDone = new Promise<void>((resolve) => (deleted = resolve));
+    const ticks = async (n: number) => {
+      for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+    };
+    store.setPassword = async (...args) => {
+      markWriteStarted();
+      await Promise.race([deleteDone, ticks(20)]);
+      return set(...args);
+    };
+    store.deletePassword = async (...args) => {
+      await Promise.race([markWriting, ticks(20)]);
+      const result = await del(...args);
+      deleted();
+      return result;
+    };
+    let release!: () => void;
+    upstream.revokeGate = new Promise((resolve) => (release = resolve));
+    upstream.faults.push('invalid_grant'); // the grant is already dying upstream
+    const logout = broker.logout('default', { revoke: true });
+    const token = broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') });
+    token.catch(() => undefined);
+    await new Promise((resolve) => setImmediate(resolve));
+    release();
+    assert.deepEqual(await logout, { email: EMAIL, revoked: true });
+    await assert.rejects(token);
+    const { service, account } = accountEntry(EMAIL);
+    assert.equal(await store.getPassword(service, account), null, 'the record stays deleted');
+    assert.deepEqual(broker.status().accounts, []);
+  });
+
+  for (const answer of ['rotated', 'invalid_grant'] as const) {
+    test(`regression: a refresh answered (${answer}) during a new consent does not overwrite it`, async () => {
+      const { broker, upstream, store } = await setup();
+      let release!: () => void;
+      upstream.gate = new Promise((resolve) => (release = resolve));
+      if (answer === 'rotated') upstream.rotate = true;
+      else upstream.faults.push('invalid_grant');
+      const token = broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') });
+      await new Promise((resolve) => setImmediate(resolve));
+      await broker.adoptConsent({
+        email: EMAIL,
+        refreshToken: new Secret('refresh-second'),
+        granted: ScopeSet.of([BQ, CP]),
+        client: fakeClient,
+        clientFile: undefined,
+      });
+      upstream.faults.length = 0;
+      release();
+      upstream.gate = undefined;
+      const issued = await token; // retried on the new consent
+      assert.equal(issued.account, EMAIL);
+      assert.equal(upstream.refreshCalls.at(-1)?.refreshToken, 'refresh-second');
+      const { service, account } = accountEntry(EMAIL);
+      const record = JSON.parse((await store.getPassword(service, account))!);
+      assert.equal(record.health.state, 'ok');
+      assert.match(record.refresh_token, answer === 'rotated' ? /^refresh-rotated-\d+$/ : /^refresh-second$/);
+      assert.notEqual(record.refresh_token, 'refresh-rotated-1', 'the old grant\'s rotated token is not stored');
+      assert.equal(broker.status().accounts[0]?.health.state, 'ok');
+    });
+  }
+
+  test('an empty scope list is refused, not sent upstream as "everything"', async () => {
+    const { broker, upstream } = await setup();
+    await assert.rejects(broker.getToken({ account: 'default', scopes: ScopeSet.of([]) }), /no scopes asked for/);
+    assert.throws(() => ScopeSet.parse(' , '), /no scopes given/);
+    assert.equal(upstream.refreshCalls.length, 0);
+  });
+
+  test('a caller with a valid cached token is not held by a hanging refresh', async () => {
+    const { broker, upstream, clock } = await setup();
+    const scopes = ScopeSet.parse('bigquery');
+    const first = await broker.getToken({ account: 'default', scopes });
+    upstream.gate = new Promise(() => undefined); // never answers
+    clock.advance(3400_000); // 200 s left; the background refresh starts and hangs
+    const timers = clock.pendingTimers();
+    const pending = broker.getToken({ account: 'default', scopes });
+    while (clock.pendingTimers() === timers) await new Promise((resolve) => setImmediate(resolve));
+    clock.advance(broker.policy.requestWaitMs);
+    const served = await pending;
+    assert.equal(served.cache, 'stale');
+    assert.equal(served.accessToken.reveal(), first.accessToken.reveal());
   });
 
   test('re-consent replaces the refresh token without revoking and drops cached tokens', async () => {

@@ -38,3 +38,13 @@ test('malformed scopes are refused with a clear message', () => {
   }
   assert.throws(() => ScopeSet.parse(Array.from({ length: 65 }, (_, i) => `s${i}`).join(',')), /too many scopes/);
 });
+
+test('granted scopes remember how the server wrote them, for sending back upstream', () => {
+  const granted = ScopeSet.fromGranted(`openid ${G}userinfo.email ${G}bigquery`);
+  assert.equal(granted.spelling('email'), `${G}userinfo.email`);
+  assert.equal(granted.spelling(`${G}bigquery`), `${G}bigquery`);
+  assert.deepEqual(granted.spelled, [`${G}userinfo.email`, `${G}bigquery`, 'openid']);
+  // A caller may name the alias either way; both mean the granted scope.
+  assert.ok(ScopeSet.parse(`${G}userinfo.email`).isSubsetOf(granted));
+  assert.ok(ScopeSet.parse('email').isSubsetOf(granted));
+});

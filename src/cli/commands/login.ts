@@ -23,7 +23,7 @@ command only prints the account email and the scopes granted.
   --json                 print the result as JSON
   --socket PATH          the daemon's socket`;
 
-const POLL_SECONDS = 30;
+const POLL_SECONDS = 25;
 
 export async function run(argv: string[], io: Io): Promise<number> {
   const { values } = parseFlags('login', argv, {

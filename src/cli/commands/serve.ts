@@ -35,6 +35,10 @@ export async function run(argv: string[], io: Io): Promise<number> {
   }
   const config = loadConfig(flags, io.env);
   const logger = createLogger({ level: config.settings.logLevel });
+  // A daemon keeps serving: a stray rejection is a bug to log, not a reason to drop every caller.
+  process.on('unhandledRejection', (reason) => {
+    logger.error({ event: 'unhandled_rejection', err: reason }, 'unhandled promise rejection');
+  });
   const daemon = await startDaemon({ config, logger });
   await new Promise<void>((resolve) => {
     let stopping = false;
