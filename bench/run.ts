@@ -117,6 +117,7 @@ async function main(): Promise<void> {
     const singleStart = performance.now();
     await get(agent, dirs.socket, tokenPath(`${G}bigquery email`));
     const single = performance.now() - singleStart;
+    standin.resetStats();
     const crowdStart = performance.now();
     await Promise.all(Array.from({ length: 200 }, () => get(agent, dirs.socket, tokenPath(`${G}cloud-platform email`))));
     const crowd = performance.now() - crowdStart;
@@ -131,7 +132,7 @@ async function main(): Promise<void> {
     console.log(`  refresh POST direct (baseline) p50 ${fmt(d.p50)}  (n=${d.n})`);
     console.log(`  token, cache miss via tokend   p50 ${fmt(m.p50)}  = ${(m.p50 / d.p50).toFixed(2)}x direct`);
     console.log(`  1 caller, uncached (baseline)  ${fmt(single)}`);
-    console.log(`  200 concurrent callers, uncached ${fmt(crowd)} = ${(crowd / single).toFixed(2)}x one caller; upstream refreshes: ${standin.stats.refreshGrants}`);
+    console.log(`  200 concurrent callers, uncached ${fmt(crowd)} = ${(crowd / single).toFixed(2)}x one caller; upstream refreshes for the 200: ${standin.stats.refreshGrants}`);
   } finally {
     agent.destroy();
     await daemon.stop();
