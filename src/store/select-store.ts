@@ -143,15 +143,22 @@ export async function selectStore(options: SelectStoreOptions): Promise<StoreSel
 
     case 'auto': {
       if (marker?.kind === 'file') {
-        // The accounts are in the file store: using the keychain now would start over there.
+        // The accounts are in the file store: using the keychain now would start over there. But if
+        // the keychain has become usable (it was locked at first start, say), the user should know.
         const store = await openFile();
+        const keychainNow = await createKeychain(timeoutMs).probe(timeoutMs);
         return finish(
           {
             store,
             kind: 'file',
             reason: `auto: your accounts are in the file store ${store.path} (${store.encrypted ? 'encrypted' : 'not encrypted'}), as recorded in ${markerPath}`,
           },
-          [store.encrypted ? undefined : unencryptedWarning(store)],
+          [
+            store.encrypted ? undefined : unencryptedWarning(store),
+            keychainNow.ok
+              ? `The OS keychain is usable now, but your accounts stay in the file store ${store.path} (auto never moves them). To keep them in the keychain instead: run \`tokend serve --store keychain\`, log in again, then delete ${store.path}.`
+              : undefined,
+          ],
         );
       }
       const keychain = createKeychain(timeoutMs);

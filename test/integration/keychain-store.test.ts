@@ -241,6 +241,15 @@ describe('KeychainStore against a real Secret Service (gnome-keyring)', { skip: 
     assert.equal(auto.kind, 'keychain');
     assert.match(auto.reason, /^auto: the OS keychain is reachable/);
   });
+
+  test('selectStore: auto stays with a file store that holds the accounts, and says the keychain is usable now', async () => {
+    const configDir = freshConfigDir();
+    await selectStore({ setting: 'file', configDir, passphrase: 'pw', logger: silentLogger() });
+    const auto = await selectStore({ setting: 'auto', configDir, passphrase: 'pw', logger: silentLogger() });
+    assert.equal(auto.kind, 'file');
+    assert.match(auto.warning ?? '', /The OS keychain is usable now, but your accounts stay in the file store .*tokend serve --store keychain/);
+    assert.equal((await readStoreMarker(configDir))?.kind, 'file');
+  });
 });
 
 describe('without a Secret Service (child processes)', { skip: linuxOnly }, () => {
@@ -440,7 +449,8 @@ describe('selectStore and the store marker', () => {
     });
     assert.equal(selection.kind, 'file');
     assert.match(selection.reason, /^auto: your accounts are in the file store/);
-    assert.equal(probed, false);
+    assert.equal(probed, true, 'the keychain is probed, to tell the user it is usable now');
+    assert.match(selection.warning ?? '', /The OS keychain is usable now/);
   });
 
   test('auto: keychain marker + unreachable keychain = StoreMismatchError; no marker = announced fallback', async () => {
