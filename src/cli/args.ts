@@ -2,11 +2,9 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../errors.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
-type FlagValues<O extends Options> = { [K in keyof O]?: O[K] extends { type: 'boolean' } ? boolean : string } & {
-  help?: boolean;
-};
+type FlagValues<O extends Options> = { [K in keyof O]?: O[K] extends { type: 'boolean' } ? boolean : string };
 
-/** parseArgs with tokend's error: one line naming the bad flag and where to read more. */
+/** parseArgs with tokend's error: one line naming the bad flag and where to read more (`--help` is main's). */
 export function parseFlags<O extends Options>(
   command: string,
   argv: string[],
@@ -16,7 +14,7 @@ export function parseFlags<O extends Options>(
   try {
     const parsed = parseArgs({
       args: argv,
-      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      options,
       allowPositionals,
       strict: true,
     });

@@ -10,6 +10,7 @@ import { line, processIo, type Io } from './io.js';
 
 interface Command {
   summary: string;
+  usage: string;
   run(argv: string[], io: Io): Promise<number>;
 }
 
@@ -43,6 +44,10 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
   try {
     if (command === undefined) {
       throw new UsageError(`unknown command "${name}"`, { hint: `commands: ${Object.keys(commands).join(', ')}; see \`tokend --help\`` });
+    }
+    if (rest.includes('--help') || rest.includes('-h')) {
+      line(io.stdout, command.usage);
+      return ExitCode.ok;
     }
     return await command.run(rest, io);
   } catch (error) {

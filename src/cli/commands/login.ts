@@ -34,10 +34,6 @@ export async function run(argv: string[], io: Io): Promise<number> {
     json: { type: 'boolean' },
     ...socketOption,
   });
-  if (values.help === true) {
-    line(io.stdout, usage);
-    return ExitCode.ok;
-  }
   const file = values['client-secrets'];
   if (file === undefined) {
     throw new InvalidClientSecretsError('--client-secrets FILE is required', {

@@ -20,10 +20,6 @@ export async function run(argv: string[], io: Io): Promise<number> {
     'no-revoke': { type: 'boolean' },
     ...socketOption,
   });
-  if (values.help === true) {
-    line(io.stdout, usage);
-    return ExitCode.ok;
-  }
   const result = await clientFor(io, values.socket).logout({
     ...(values.account === undefined ? {} : { account: values.account }),
     revoke: values['no-revoke'] !== true,

@@ -3,7 +3,7 @@ import { ExitCode, UsageError } from '../../errors.js';
 import { createLogger } from '../../log.js';
 import { startDaemon } from '../../server/daemon.js';
 import { parseFlags } from '../args.js';
-import { line, type Io } from '../io.js';
+import type { Io } from '../io.js';
 
 export const summary = 'run the daemon in the foreground (logs to stderr)';
 export const usage = `Usage: tokend serve [--socket PATH] [--store auto|keychain|file|memory]
@@ -21,10 +21,6 @@ export async function run(argv: string[], io: Io): Promise<number> {
     store: { type: 'string' },
     'metadata-port': { type: 'string' },
   });
-  if (values.help === true) {
-    line(io.stdout, usage);
-    return ExitCode.ok;
-  }
   const flags: Flags = {};
   if (values.socket !== undefined) flags.socket = values.socket;
   if (values.store !== undefined) flags.store = values.store as StoreSetting;

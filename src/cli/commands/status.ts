@@ -35,10 +35,6 @@ export function formatDuration(seconds: number): string {
 
 export async function run(argv: string[], io: Io): Promise<number> {
   const { values } = parseFlags('status', argv, { json: { type: 'boolean' }, ...socketOption });
-  if (values.help === true) {
-    line(io.stdout, usage);
-    return ExitCode.ok;
-  }
   const status = (await clientFor(io, values.socket).status()) as unknown as StatusDocument;
   if (values.json === true) {
     line(io.stdout, JSON.stringify(status, null, 2));

@@ -21,10 +21,6 @@ export async function run(argv: string[], io: Io): Promise<number> {
     json: { type: 'boolean' },
     ...socketOption,
   });
-  if (values.help === true) {
-    line(io.stdout, usage);
-    return ExitCode.ok;
-  }
   const token = await clientFor(io, values.socket).getToken({
     ...(values.scopes === undefined ? {} : { scopes: values.scopes }),
     ...(values.account === undefined ? {} : { account: values.account }),
