@@ -16,6 +16,14 @@ export interface LoginOutcome {
   granted: string[];
   /** Requested API scopes the user did not grant (unticked on the consent screen). */
   notGranted: string[];
+  /** The default account after this login (a login never changes it), or null when there is none. */
+  defaultAccount: string | null;
+}
+
+export interface DefaultChanged {
+  email: string;
+  /** The default before; the same as `email` when nothing changed. */
+  previous?: string;
 }
 
 export interface StoreInfo {

@@ -34,6 +34,11 @@ export class Account {
     public updatedAt: string,
     /** The client file the user logged in with, to write hints that can be pasted as they are. */
     public clientFile: string | undefined,
+    /**
+     * When the user made this the default account (the latest such account is the default); null when
+     * never; undefined for a record written before defaults were explicit.
+     */
+    public defaultSince: string | null | undefined,
   ) {}
 
   /** What a caller gets without asking for scopes: the granted API scopes, as a VM answers with its own. */
@@ -52,6 +57,8 @@ interface AccountRecordV1 {
   created_at: string;
   updated_at: string;
   client_file?: string;
+  /** Absent in records written before defaults were explicit. */
+  default_since?: string | null;
 }
 
 export function serializeAccount(account: Account): string {
@@ -65,6 +72,7 @@ export function serializeAccount(account: Account): string {
     created_at: account.createdAt,
     updated_at: account.updatedAt,
     ...(account.clientFile === undefined ? {} : { client_file: account.clientFile }),
+    default_since: account.defaultSince ?? null,
   };
   return JSON.stringify(record);
 }
@@ -107,5 +115,6 @@ export function parseAccount(entryName: string, text: string): Account {
     record.created_at ?? now,
     record.updated_at ?? now,
     typeof record.client_file === 'string' ? record.client_file : undefined,
+    typeof record.default_since === 'string' ? record.default_since : 'default_since' in record ? null : undefined,
   );
 }

@@ -13,7 +13,7 @@ export interface UnreadableRecord {
 
 /**
  * The accounts the store holds, loaded once at start and written through on every change. The
- * default account is the one logged in first (the oldest record).
+ * default account is the one the user last made the default; a login never changes it by itself.
  */
 export class AccountRegistry {
   private readonly accounts = new Map<string, Account>();
@@ -39,6 +39,25 @@ export class AccountRegistry {
         this.logger.error({ event: 'store_record_unreadable', entry, err: error }, 'a stored account record could not be read');
       }
     }
+    await this.upgradeLegacyDefault();
+  }
+
+  /**
+   * Records from before defaults were explicit: the oldest was the default. It is written down once,
+   * so that logging it out later leaves no default rather than silently promoting another account.
+   */
+  private async upgradeLegacyDefault(): Promise<void> {
+    const legacy = this.list().filter((account) => account.defaultSince === undefined);
+    if (legacy.length === 0) return;
+    const hasDefault = this.list().some((account) => typeof account.defaultSince === 'string');
+    for (const account of legacy) {
+      account.defaultSince = !hasDefault && account === legacy[0] ? account.createdAt : null;
+      try {
+        await this.save(account);
+      } catch (error) {
+        this.logger.error({ event: 'store_write_failed', account: account.email, err: error }, 'could not record the default account');
+      }
+    }
   }
 
   list(): Account[] {
@@ -50,7 +69,12 @@ export class AccountRegistry {
   }
 
   defaultAccount(): Account | undefined {
-    return this.list()[0];
+    let latest: Account | undefined;
+    for (const account of this.accounts.values()) {
+      if (typeof account.defaultSince !== 'string') continue;
+      if (latest === undefined || account.defaultSince > (latest.defaultSince as string)) latest = account;
+    }
+    return latest;
   }
 
   find(email: string): Account | undefined {
@@ -61,12 +85,16 @@ export class AccountRegistry {
   resolve(name: string): Account {
     if (name === DEFAULT_ACCOUNT) {
       const account = this.defaultAccount();
-      if (account === undefined) {
-        throw new NotLoggedInError('not logged in: tokend holds no account yet', {
-          hint: 'run `tokend login --client-secrets client_secrets.json --scopes cloud-platform`',
+      if (account !== undefined) return account;
+      const known = this.list().map((a) => a.email);
+      if (known.length > 0) {
+        throw new NotLoggedInError(`no default account: tokend holds ${known.join(', ')}, and none is the default`, {
+          hint: `run \`tokend default ${known[0]}\`, or name the account (\`--account ${known[0]}\`)`,
         });
       }
-      return account;
+      throw new NotLoggedInError('not logged in: tokend holds no account yet', {
+        hint: 'run `tokend login --client-secrets client_secrets.json --scopes cloud-platform`',
+      });
     }
     const account = this.find(name);
     if (account === undefined) {

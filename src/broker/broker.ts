@@ -208,6 +208,8 @@ export class Broker {
       existing?.createdAt ?? now,
       now,
       params.clientFile,
+      // A login never makes an account the default by itself: the user does, after seeing which it is.
+      existing?.defaultSince ?? null,
     );
     await this.accounts.replace(account, existing);
     if (existing !== undefined) this.forgetAccount(existing.email);
@@ -216,6 +218,31 @@ export class Broker {
       'account consent stored',
     );
     return { account, isNew: existing === undefined };
+  }
+
+  /** Makes `name` (an email, or `default`) the default account; the choice is stored with the record. */
+  async setDefault(name: string): Promise<{ email: string; previous: string | undefined }> {
+    const account = this.accounts.resolve(name);
+    const previous = this.accounts.defaultAccount();
+    if (previous === account) return { email: account.email, previous: account.email };
+    const before = account.defaultSince;
+    account.defaultSince = new Date(this.clock.now()).toISOString();
+    try {
+      if (!(await this.accounts.save(account))) throw new AccountChangedError();
+    } catch (error) {
+      account.defaultSince = before;
+      throw error;
+    }
+    if (previous !== undefined) {
+      // The latest choice already wins; clearing the old one means that logging out this account
+      // later leaves no default instead of falling back to an earlier choice.
+      previous.defaultSince = null;
+      await this.accounts.save(previous).catch((error: unknown) => {
+        this.logger.error({ event: 'store_write_failed', account: previous.email, err: error }, 'could not clear the previous default');
+      });
+    }
+    this.logger.info({ event: 'default_account_set', account: account.email, previous: previous?.email }, 'default account changed');
+    return { email: account.email, previous: previous?.email };
   }
 
   /** Revokes upstream (unless told not to) and deletes the stored record. */

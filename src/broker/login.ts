@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js';
 import { LoginNotFoundError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { ConnectionBudget } from '../net/owner-only.js';
 import { parseClientSecrets } from '../oauth/client-config.js';
 import { ConsentSession, type ConsentGrant } from '../oauth/consent.js';
 import type { OAuthEndpoint } from '../oauth/token-endpoint.js';
@@ -26,6 +27,8 @@ export interface LoginManagerDeps {
   clock: Clock;
   logger: Logger;
   timeoutMs?: number;
+  /** The daemon's budget of TCP connections (shared with its other listeners). */
+  connections?: ConnectionBudget;
 }
 
 const DEFAULT_LOGIN_TIMEOUT_MS = 5 * 60_000;
@@ -40,13 +43,13 @@ export class LoginManager {
   async start(request: LoginRequest): Promise<LoginStarted> {
     const client = parseClientSecrets(request.clientSecrets);
     this.prune();
-    if (this.sessions.size >= MAX_PENDING) {
-      // Too many sign-ins open at once: the oldest one still waiting gives way.
-      const oldest = [...this.sessions.values()].find((session) => !session.finished);
-      if (oldest !== undefined) {
-        oldest.cancel('replaced by a newer sign-in (at most 8 may be open at once)');
-        this.sessions.delete(oldest.id);
-      }
+    const open = [...this.sessions.values()].filter((session) => !session.finished);
+    if (open.length >= MAX_PENDING) {
+      // Too many sign-ins open at once: the oldest one still waiting gives way. Finished ones, kept
+      // for a while so their result can be read, do not count.
+      const oldest = open[0]!;
+      oldest.cancel(`replaced by a newer sign-in (at most ${MAX_PENDING} may be open at once)`);
+      this.sessions.delete(oldest.id);
     }
     const requested = request.scopes.withoutIdentity();
     const session = await ConsentSession.start<LoginOutcome>({
@@ -56,6 +59,8 @@ export class LoginManager {
       timeoutMs: this.deps.timeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS,
       clock: this.deps.clock,
       tokenEndpoint: this.deps.upstream,
+      logger: this.deps.logger,
+      ...(this.deps.connections === undefined ? {} : { connections: this.deps.connections }),
       finish: (grant) => this.finish(grant, requested, client, request.clientFile),
     });
     this.sessions.set(session.id, session);
@@ -145,6 +150,7 @@ export class LoginManager {
       requested: [...requested.scopes],
       granted: [...granted.scopes],
       notGranted,
+      defaultAccount: this.deps.broker.registry.defaultAccount()?.email ?? null,
     };
     this.deps.logger.info(
       { event: 'login_finished', account: email, granted: outcome.granted, not_granted: notGranted },

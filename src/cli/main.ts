@@ -1,5 +1,6 @@
 import { ExitCode, UsageError } from '../errors.js';
 import { VERSION } from '../version.js';
+import * as defaultAccount from './commands/default.js';
 import * as login from './commands/login.js';
 import * as logout from './commands/logout.js';
 import * as serve from './commands/serve.js';
@@ -14,7 +15,7 @@ interface Command {
   run(argv: string[], io: Io): Promise<number>;
 }
 
-const commands: Record<string, Command> = { serve, login, token, status, logout };
+const commands: Record<string, Command> = { serve, login, token, status, default: defaultAccount, logout };
 
 function help(): string {
   const width = Math.max(...Object.keys(commands).map((name) => name.length));

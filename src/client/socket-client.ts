@@ -2,7 +2,7 @@ import { lstat } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { dirname } from 'node:path';
 import { DaemonUnreachableError, errorFromJson, UpstreamUnavailableError } from '../errors.js';
-import type { LoginOutcome, LoginStartResponse, LoginState, TokenResponse } from '../protocol.js';
+import type { DefaultChanged, LoginOutcome, LoginStartResponse, LoginState, TokenResponse } from '../protocol.js';
 
 export interface SocketClientOptions {
   socketPath: string;
@@ -58,6 +58,10 @@ export class TokendClient {
 
   cancelLogin(id: string): Promise<unknown> {
     return this.request('DELETE', `/tokend/v1/logins/${encodeURIComponent(id)}`);
+  }
+
+  setDefault(account: string): Promise<DefaultChanged> {
+    return this.request('PUT', '/tokend/v1/default', { account });
   }
 
   logout(body: { account?: string; revoke?: boolean }): Promise<{ email: string; revoked: boolean }> {

@@ -3,6 +3,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { CodeChallengeMethod, OAuth2Client } from 'google-auth-library';
 import type { Clock, TimerHandle } from '../clock.js';
+import type { Logger } from '../log.js';
+import { acceptOwnerOnly, createConnectionBudget, type ConnectionBudget, type OwnerOnlyGuard } from '../net/owner-only.js';
 import type { TokendError } from '../errors.js';
 import { isTokendError, LoginFailedError, LoginTimeoutError } from '../errors.js';
 import { Secret } from '../secret.js';
@@ -15,6 +17,10 @@ export const CALLBACK_PATH = '/oauth2callback';
 const LOOPBACK_HOST = '127.0.0.1';
 /** After a timeout the listener keeps answering with the timeout page this long, then closes. */
 const LATE_ANSWER_GRACE_MS = 60_000;
+/** A browser opens a handful of connections; nothing else has a reason to connect. */
+const MAX_CONNECTIONS = 8;
+/** How long an answer being written may take once the sign-in has ended; then every connection is cut. */
+const CLOSE_GRACE_MS = 1_000;
 
 /** What the code exchange produced, handed to the broker to store. */
 export interface ConsentGrant {
@@ -32,6 +38,9 @@ export interface ConsentOptions<T> {
   tokenEndpoint: OAuthEndpoint;
   /** Stores the grant; what it returns is the session's result, and its page is what the browser sees. */
   finish: (grant: ConsentGrant) => Promise<{ value: T; page: ResultPage }>;
+  /** The daemon's budget of TCP connections, shared with its other listeners. Default: this session's own. */
+  connections?: ConnectionBudget;
+  logger?: Logger;
 }
 
 type State = 'waiting' | 'exchanging' | 'finishing' | 'done' | 'timed-out' | 'closed';
@@ -61,6 +70,7 @@ export class ConsentSession<T> {
   private constructor(
     private readonly options: ConsentOptions<T>,
     private readonly server: Server,
+    private readonly guard: OwnerOnlyGuard,
     private readonly expectedState: string,
     private readonly codeVerifier: Secret,
     authUrl: string,
@@ -79,8 +89,22 @@ export class ConsentSession<T> {
   }
 
   static async start<T>(options: ConsentOptions<T>): Promise<ConsentSession<T>> {
-    const server = createServer();
-    server.requestTimeout = 30_000;
+    // Tight limits: the only legitimate client is a browser delivering one redirect.
+    const server = createServer({ connectionsCheckingInterval: 1_000 });
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 15_000;
+    server.keepAliveTimeout = 1_000;
+    server.timeout = 20_000;
+    // Any local user can reach 127.0.0.1; only the owner's browser may deliver the redirect. Where the
+    // owner of a connection cannot be looked up (macOS), the state, PKCE and the checks on the
+    // consenting account are what remains.
+    const guard = acceptOwnerOnly(server, {
+      listener: 'consent',
+      maxConnections: MAX_CONNECTIONS,
+      budget: options.connections ?? createConnectionBudget(MAX_CONNECTIONS * 2),
+      whenUnsupported: 'accept',
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, LOOPBACK_HOST, () => resolve());
@@ -104,7 +128,7 @@ export class ConsentSession<T> {
       code_challenge_method: CodeChallengeMethod.S256,
       ...(options.loginHint === undefined ? {} : { login_hint: options.loginHint }),
     });
-    const session = new ConsentSession(options, server, state, new Secret(pkce.codeVerifier), authUrl, redirectUri);
+    const session = new ConsentSession(options, server, guard, state, new Secret(pkce.codeVerifier), authUrl, redirectUri);
     server.on('request', (req, res) => void session.onRequest(req, res));
     return session;
   }
@@ -196,33 +220,48 @@ export class ConsentSession<T> {
       return refuse(400, 'Sign-in response incomplete', ['The response carries no authorization code.']);
     }
     this.state = 'exchanging';
+    let grant: ConsentGrant;
     try {
-      const grant = await this.options.tokenEndpoint.exchangeCode(
-        this.options.client,
-        { code: new Secret(code), codeVerifier: this.codeVerifier, redirectUri: this.redirectUri },
-        this.abort.signal,
-      );
-      if (grant.refreshToken === undefined) {
-        throw new LoginFailedError('the OAuth server returned no refresh token');
-      }
-      const email = emailFromIdToken(grant.idToken, this.options.client.clientId);
-      if (this.state !== 'exchanging') {
-        return refuse(409, 'Sign-in cancelled', ['This sign-in was cancelled before it finished; nothing was stored.', 'Run `tokend login` again.']);
-      }
-      this.state = 'finishing';
-      const { value, page } = await this.options.finish({ email, grant: { ...grant, refreshToken: grant.refreshToken } });
+      grant = await this.exchange(code);
+    } catch (caught) {
+      if (this.finished) return cancelledPage();
+      // Left open: a code that cannot be exchanged (forged, spent, or refused upstream) must not end
+      // the real sign-in; the same link can be used again.
+      this.state = 'waiting';
+      const failure = isTokendError(caught) ? caught : new LoginFailedError('exchanging the authorization code failed', { cause: caught });
+      this.options.logger?.warn({ event: 'consent_response_refused', err: failure }, 'a sign-in response was refused');
+      return refuse(failure instanceof LoginFailedError ? 403 : 502, 'Sign-in not completed', [
+        failure.message,
+        'The sign-in is still open: open the link that `tokend login` printed again and choose the right account.',
+      ]);
+    }
+    if (this.state !== 'exchanging') return cancelledPage();
+    this.state = 'finishing';
+    try {
+      const { value, page } = await this.options.finish(grant);
       this.settle(value);
       return { accepted: true, status: 200, page };
     } catch (caught) {
-      if (this.finished) {
-        return refuse(409, 'Sign-in cancelled', ['This sign-in was cancelled before it finished; nothing was stored.', 'Run `tokend login` again.']);
-      }
-      const failure = isTokendError(caught)
-        ? caught
-        : new LoginFailedError('exchanging the authorization code failed', { cause: caught });
+      const failure = isTokendError(caught) ? caught : new LoginFailedError('storing the sign-in failed', { cause: caught });
       this.settleError(failure);
       return refuse(502, 'Sign-in failed', [failure.message, failure.hint ?? 'Run `tokend login` again.']);
     }
+  }
+
+  /** Code → tokens, and the account they belong to; refuses an account other than the one hinted. */
+  private async exchange(code: string): Promise<ConsentGrant> {
+    const grant = await this.options.tokenEndpoint.exchangeCode(
+      this.options.client,
+      { code: new Secret(code), codeVerifier: this.codeVerifier, redirectUri: this.redirectUri },
+      this.abort.signal,
+    );
+    if (grant.refreshToken === undefined) throw new LoginFailedError('the OAuth server returned no refresh token');
+    const email = emailFromIdToken(grant.idToken, this.options.client.clientId);
+    const hint = this.options.loginHint;
+    if (hint !== undefined && email.toLowerCase() !== hint.toLowerCase()) {
+      throw new LoginFailedError(`the consent was given as ${email}, but this sign-in is for ${hint} (--login-hint); nothing was stored`);
+    }
+    return { email, grant: { ...grant, refreshToken: grant.refreshToken } };
   }
 
   private track<R>(promise: Promise<R>): Promise<R> {
@@ -267,13 +306,22 @@ export class ConsentSession<T> {
     this.deadlineTimer?.cancel();
     this.deadlineTimer = undefined;
     const close = () => {
+      // close() also stops Node's header and idle timeouts, so nothing may be left open after it:
+      // idle connections go now, the answer in flight gets a moment to be written, then all go.
       this.server.close();
-      // Let the answer in flight be written, then drop idle keep-alive connections.
-      setImmediate(() => this.server.closeIdleConnections());
+      this.server.closeIdleConnections();
+      setTimeout(() => {
+        this.server.closeAllConnections();
+        this.guard.closeAll();
+      }, CLOSE_GRACE_MS).unref();
     };
     if (afterMs === 0) close();
     else this.options.clock.setTimer(afterMs, close);
   }
+}
+
+function cancelledPage() {
+  return refuse(409, 'Sign-in cancelled', ['This sign-in was cancelled before it finished; nothing was stored.', 'Run `tokend login` again.']);
 }
 
 function refuse(status: number, heading: string, lines: string[]) {

@@ -7,6 +7,7 @@ import { systemClock, type Clock } from '../clock.js';
 import type { Config } from '../config/config.js';
 import { ConfigError, SocketInUseError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { daemonConnectionBudget } from '../net/owner-only.js';
 import { TokenEndpoint, type OAuthEndpoint } from '../oauth/token-endpoint.js';
 import { selectStore } from '../store/select-store.js';
 import { VERSION } from '../version.js';
@@ -62,7 +63,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   await accounts.load();
   const upstream = options.upstream ?? new TokenEndpoint({ timeoutMs: settings.upstreamTimeoutMs });
   const broker = new Broker({ accounts, upstream, clock, logger, ...(options.policy ? { policy: options.policy } : {}) });
-  const logins = new LoginManager({ broker, upstream, clock, logger, timeoutMs: settings.loginTimeoutSeconds * 1000 });
+  // Every TCP listener draws on one budget of descriptors, so none can starve the Unix socket.
+  const connections = daemonConnectionBudget();
+  const logins = new LoginManager({ broker, upstream, clock, logger, timeoutMs: settings.loginTimeoutSeconds * 1000, connections });
 
   const info: DaemonInfo = {
     version: VERSION,

@@ -117,6 +117,10 @@ export function registerManagementRoutes(app: FastifyInstance, deps: ManagementD
     return sendJson(reply, { state: 'cancelled' });
   });
 
+  app.put(`${API_PREFIX}/default`, async (request, reply) => {
+    return sendJson(reply, await broker.setDefault(stringField(request.body, 'account', true)));
+  });
+
   app.post(`${API_PREFIX}/logout`, async (request, reply) => {
     const result = await broker.logout(stringField(request.body, 'account', false) ?? 'default', {
       revoke: booleanField(request.body, 'revoke', true),

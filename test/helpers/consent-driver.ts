@@ -14,6 +14,8 @@ export interface ConsentOptions {
   deny?: boolean;
   /** For the whole consent; default 10 s. */
   timeoutMs?: number;
+  /** What is typed into the login form: an email signs in as that account. Default: the stand-in's account. */
+  login?: string;
 }
 
 export interface HttpConsentResult {
@@ -105,7 +107,7 @@ function submitForm(html: string, pageUrl: string, options: ConsentOptions): { u
   };
 
   const loginAction = action('login-form');
-  if (loginAction !== null) return { url: loginAction, form: new URLSearchParams({ login: LOGIN_NAME }) };
+  if (loginAction !== null) return { url: loginAction, form: new URLSearchParams({ login: options.login ?? LOGIN_NAME }) };
 
   const consentAction = action('consent-form');
   if (consentAction === null) throw new Error(`neither a login nor a consent form at ${pageUrl}: ${textOf(html)}`);
@@ -179,7 +181,7 @@ export async function consentViaChromium(
     context.setDefaultTimeout(timeout);
     const page = context.pages()[0] ?? (await context.newPage());
     await page.goto(authUrl);
-    await page.fill('#login', LOGIN_NAME);
+    await page.fill('#login', options.login ?? LOGIN_NAME);
     await page.click('#next');
     await page.waitForSelector('#consent-form');
 

@@ -29,7 +29,10 @@ export const IDENTITY_SCOPES: ReadonlySet<string> = new Set(['openid', 'email', 
 export const CALLBACK_PATH = '/oauth2callback';
 
 export interface StandinOptions {
-  /** The signed-in account; default alice@example.com. */
+  /**
+   * The account a consent signs in as, unless the login form names another email (an attacker's own
+   * account, say); default alice@example.com.
+   */
   email?: string;
   /** Declared in addition to GOOGLE_SCOPES. */
   extraScopes?: string[];
@@ -105,6 +108,7 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
   const clientSecret = `GOCSPX-${randomBytes(18).toString('base64url')}`;
   const switches: Switches = { rotate: options.rotateRefreshTokens ?? false, down: undefined };
   const store = new Map<string, StoredEntry>();
+  const accounts = new Map<string, string>([[subjectFor(email), email]]);
 
   // Importing oidc-provider (~0.5 s) and generating its RSA key (~0.3 s, off the main thread) overlap.
   const dependencies = Promise.all([loadProvider(), signingKey()]);
@@ -119,7 +123,7 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
   const { accessTokenTtlSeconds } = options;
   const provider = new Provider(
     issuer,
-    configuration({ clientId, clientSecret, email, scopes, key, store, switches, accessTokenTtlSeconds }),
+    configuration({ clientId, clientSecret, accounts, scopes, key, store, switches, accessTokenTtlSeconds }),
   );
 
   const handle: StandinHandle = {
@@ -169,7 +173,7 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
   provider.use(rejectUnknownScopes(scopes));
   provider.use(tokenEndpoint(handle, switches, recordSecret));
   provider.use(googleStyleRevocation(handle, store));
-  provider.use(interactionPages(provider, email));
+  provider.use(interactionPages(provider, email, accounts));
   server.on('request', provider.callback());
   return handle;
 }
@@ -183,7 +187,8 @@ interface Switches {
 interface ConfigurationInputs {
   clientId: string;
   clientSecret: string;
-  email: string;
+  /** Known accounts by subject. */
+  accounts: ReadonlyMap<string, string>;
   scopes: ReadonlySet<string>;
   key: JsonWebKey;
   store: Map<string, StoredEntry>;
@@ -191,9 +196,9 @@ interface ConfigurationInputs {
   accessTokenTtlSeconds?: number;
 }
 
-/** oidc-provider's configuration for one Google-like Desktop client and one account. */
+/** oidc-provider's configuration for one Google-like Desktop client and its accounts. */
 function configuration(inputs: ConfigurationInputs): object {
-  const { clientId, clientSecret, email, switches } = inputs;
+  const { clientId, clientSecret, accounts, switches } = inputs;
   return {
     adapter: memoryAdapter(inputs.store),
     jwks: { keys: [inputs.key] },
@@ -219,7 +224,10 @@ function configuration(inputs: ConfigurationInputs): object {
     },
     // Google puts the email in the ID token even though it also serves userinfo.
     conformIdTokenClaims: false,
-    findAccount: (_ctx: unknown, sub: string) => (sub === subjectFor(email) ? account(email) : undefined),
+    findAccount: (_ctx: unknown, sub: string) => {
+      const email = accounts.get(sub);
+      return email === undefined ? undefined : account(email);
+    },
     // Google hands refresh tokens to installed apps without offline_access, and they outlive the session.
     issueRefreshToken: (_ctx: unknown, client: { grantTypeAllowed(grant: string): boolean }) =>
       client.grantTypeAllowed('refresh_token'),
@@ -405,7 +413,8 @@ function googleStyleRevocation(handle: StandinHandle, store: Map<string, StoredE
   };
 }
 
-function interactionPages(provider: OidcProvider, email: string): KoaMiddleware {
+/** The login form signs in as the email typed into it, or as the stand-in's account for any other name. */
+function interactionPages(provider: OidcProvider, email: string, accounts: Map<string, string>): KoaMiddleware {
   return async (ctx, next) => {
     const match = /^\/interaction\/([\w-]+)(\/login|\/confirm)?$/.exec(ctx.path);
     if (match === null) return next();
@@ -424,16 +433,22 @@ function interactionPages(provider: OidcProvider, email: string): KoaMiddleware 
 
     if (ctx.method === 'GET' && action === undefined) {
       ctx.type = 'html';
-      ctx.body = interaction.prompt.name === 'login' ? loginPage(uid) : consentPage(uid, interaction, email);
+      const signedIn = interaction.session === undefined ? email : (accounts.get(interaction.session.accountId) ?? email);
+      ctx.body = interaction.prompt.name === 'login' ? loginPage(uid) : consentPage(uid, interaction, signedIn);
       return;
     }
     if (ctx.method !== 'POST' || action === undefined) return next();
 
     const form = new URLSearchParams(await readBody(ctx.req));
-    const result =
-      action === '/login'
-        ? { login: { accountId: subjectFor(email) } }
-        : await consentResult(provider, interaction, form);
+    let result: object;
+    if (action === '/login') {
+      const typed = form.get('login') ?? '';
+      const who = typed.includes('@') ? typed.toLowerCase() : email;
+      accounts.set(subjectFor(who), who);
+      result = { login: { accountId: subjectFor(who) } };
+    } else {
+      result = await consentResult(provider, interaction, form);
+    }
     const returnTo = await provider.interactionResult(ctx.req, ctx.res, result, {
       mergeWithLastSubmission: !('error' in result),
     });

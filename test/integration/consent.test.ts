@@ -154,4 +154,54 @@ describe('consent session', () => {
     const grant = await session.completeWithRedirectUrl(redirect);
     assert.equal(grant.email, 'alice@example.com');
   });
+
+  test('regression: a consent by another account than --login-hint is refused and the sign-in stays open', async () => {
+    const session = await start(); // hinted alice@example.com
+    const wrong = await consentViaHttp(session.authUrl, { login: 'mallory@evil.example' });
+    assert.equal(wrong.status, 403);
+    assert.match(wrong.body, /given as mallory@evil\.example, but this sign-in is for alice@example\.com/);
+    assert.equal(session.finished, false);
+    const right = await consentViaHttp(session.authUrl);
+    assert.equal(right.status, 200);
+    assert.equal((await session.result).email, 'alice@example.com');
+  });
+
+  test('regression: a response with the right state but a bogus code does not end the sign-in', async () => {
+    const session = await start();
+    const state = new URL(session.authUrl).searchParams.get('state')!;
+    const bogus = await get(`${session.redirectUri}?state=${encodeURIComponent(state)}&code=bogus`);
+    assert.equal(bogus.status, 403);
+    assert.match(bogus.body, /still open/);
+    assert.equal(session.finished, false);
+    assert.equal((await consentViaHttp(session.authUrl)).status, 200);
+    assert.equal((await session.result).email, 'alice@example.com');
+  });
+
+  test('regression: idle connections are capped, and every one is cut when the sign-in ends', async () => {
+    const session = await start();
+    const { port } = new URL(session.redirectUri);
+    const closed: boolean[] = [];
+    const sockets = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        new Promise<ReturnType<typeof connect>>((resolve) => {
+          closed[i] = false;
+          const socket = connect(Number(port), '127.0.0.1', () => resolve(socket));
+          socket.on('close', () => (closed[i] = true));
+          socket.on('error', () => undefined);
+          socket.resume();
+        }),
+      ),
+    );
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
+    await settle();
+    const held = closed.filter((c) => !c).length;
+    assert.ok(held <= 8, `${held} idle connections are held (cap 8)`);
+    assert.ok(held > 0);
+    session.cancel('test over');
+    await assert.rejects(session.result, LoginFailedError);
+    const deadline = Date.now() + 3_000;
+    while (closed.some((c) => !c) && Date.now() < deadline) await settle();
+    assert.deepEqual(closed.filter((c) => !c), [], 'no connection outlives the sign-in');
+    for (const socket of sockets) socket.destroy();
+  });
 });

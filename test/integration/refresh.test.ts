@@ -42,6 +42,7 @@ before(async () => {
   const started = await logins.start({ clientSecrets: standin.clientSecretsJson(), scopes: ScopeSet.parse('bigquery,cloud-platform') });
   const page = await consentViaHttp(started.authUrl);
   assert.equal(page.status, 200, page.body);
+  await broker.setDefault(standin.email);
   socket = join(mkdtempSync(join(tmpdir(), 'tokend-refresh-')), 'tokend.sock');
   const app = buildApp({ broker, logger });
   await app.listen({ path: socket });

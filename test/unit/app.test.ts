@@ -29,6 +29,7 @@ async function setup({ management = true, loggedIn = true } = {}) {
       client: fakeClient,
       clientFile: undefined,
     });
+    await broker.setDefault('alice@example.com');
   }
   const logins = new LoginManager({ broker, upstream, clock, logger: silentLogger() });
   const info = {

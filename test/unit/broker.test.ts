@@ -12,6 +12,7 @@ import {
 } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { Secret } from '../../src/secret.js';
+import { clientToStored } from '../../src/oauth/client-config.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { accountEntry } from '../../src/store/secret-store.js';
 import { fakeClient, FakeUpstream } from '../helpers/fake-upstream.js';
@@ -33,6 +34,7 @@ async function setup(policy: Partial<FreshnessPolicy> = {}) {
     client: fakeClient,
     clientFile: '/home/alice/client_secrets.json',
   });
+  await broker.setDefault(EMAIL);
   return { clock, store, upstream, accounts, broker };
 }
 
@@ -373,5 +375,59 @@ describe('broker: grants', () => {
     const token = await restarted.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') });
     assert.equal(token.account, EMAIL);
     assert.equal(upstream.refreshCalls[0]?.refreshToken, 'refresh-original');
+  });
+});
+
+describe('broker: the default account', () => {
+  const consent = (broker: Broker, email: string) =>
+    broker.adoptConsent({ email, refreshToken: new Secret(`refresh-${email}`), granted: ScopeSet.of([BQ]), client: fakeClient, clientFile: undefined });
+
+  test('regression: a login never makes an account the default by itself, nor changes the default', async () => {
+    const { broker, clock } = await setup(); // alice, made the default
+    clock.advance(1000);
+    await consent(broker, 'mallory@evil.example');
+    assert.equal((await broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') })).account, EMAIL);
+    await consent(broker, EMAIL); // a re-consent keeps the choice
+    assert.equal(broker.registry.defaultAccount()?.email, EMAIL);
+
+    const empty = new Broker({ accounts: new AccountRegistry(new MemoryStore(), silentLogger()), upstream: new FakeUpstream(), clock, logger: silentLogger() });
+    await consent(empty, 'mallory@evil.example');
+    await assert.rejects(empty.getToken({ account: 'default' }), (error: unknown) => {
+      assert.ok(error instanceof NotLoggedInError);
+      assert.match(error.message, /no default account: tokend holds mallory@evil\.example/);
+      assert.match(error.hint ?? '', /tokend default mallory@evil\.example/);
+      return true;
+    });
+  });
+
+  test('the choice is stored with the record; logging out the default promotes no other account', async () => {
+    const { broker, clock, store } = await setup();
+    clock.advance(1000);
+    await consent(broker, 'bob@example.com');
+    await broker.setDefault('bob@example.com');
+    const reloaded = new AccountRegistry(store, silentLogger());
+    await reloaded.load();
+    assert.equal(reloaded.defaultAccount()?.email, 'bob@example.com');
+    await broker.logout('bob@example.com', { revoke: false });
+    assert.equal(broker.registry.defaultAccount(), undefined);
+    await assert.rejects(broker.getToken({ account: 'default' }), /no default account/);
+  });
+
+  test('records from before explicit defaults: the oldest stays the default, written down once', async () => {
+    const store = new MemoryStore();
+    const { service } = accountEntry(EMAIL);
+    for (const [email, created] of [['bob@example.com', '2026-02-01T00:00:00.000Z'], [EMAIL, '2026-01-01T00:00:00.000Z']] as const) {
+      const record = { version: 1, email, refresh_token: `r-${email}`, scopes: [BQ], client: clientToStored(fakeClient), health: { state: 'ok' }, created_at: created, updated_at: created };
+      await store.setPassword(service, accountEntry(email).account, JSON.stringify(record));
+    }
+    const accounts = new AccountRegistry(store, silentLogger());
+    await accounts.load();
+    assert.equal(accounts.defaultAccount()?.email, EMAIL);
+    const stored = JSON.parse((await store.getPassword(service, accountEntry('bob@example.com').account))!);
+    assert.equal(stored.default_since, null);
+    await accounts.remove(accounts.find(EMAIL)!);
+    const again = new AccountRegistry(store, silentLogger());
+    await again.load();
+    assert.equal(again.defaultAccount(), undefined, 'bob is not promoted after a restart');
   });
 });

@@ -9,7 +9,7 @@ import { clientFor, socketOption } from '../context.js';
 import { line, type Io } from '../io.js';
 
 export const summary = 'one-time consent for an account, in the browser';
-export const usage = `Usage: tokend login --client-secrets FILE [--scopes LIST] [--no-browser] [--login-hint EMAIL] [--json]
+export const usage = `Usage: tokend login --client-secrets FILE [--scopes LIST] [--no-browser] [--login-hint EMAIL] [--default] [--json]
 
 Starts a consent in the browser. The daemon receives the answer and keeps the refresh token; this
 command only prints the account email and the scopes granted.
@@ -19,7 +19,11 @@ command only prints the account email and the scopes granted.
                          short names expand: bigquery → https://www.googleapis.com/auth/bigquery
   --no-browser           print the URL instead of opening a browser, then paste the address the
                          browser was sent to (for SSH sessions)
-  --login-hint EMAIL     preselect the account on the consent screen
+  --login-hint EMAIL     sign in as this account: it is preselected, and a consent given by another
+                         account is refused
+  --default              make this account the default one (the first account becomes the default
+                         once you have seen which it is; a login never changes it otherwise)
+  --no-default           do not make the first account the default
   --json                 print the result as JSON
   --socket PATH          the daemon's socket`;
 
@@ -31,6 +35,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
     scopes: { type: 'string' },
     'no-browser': { type: 'boolean' },
     'login-hint': { type: 'string' },
+    default: { type: 'boolean' },
+    'no-default': { type: 'boolean' },
     json: { type: 'boolean' },
     ...socketOption,
   });
@@ -63,7 +69,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
   };
   process.once('SIGINT', abandon);
   try {
-    return await finishLogin(io, client, started, values['no-browser'] === true, values.json === true);
+    const outcome = await finishLogin(io, client, started, values['no-browser'] === true);
+    const wantsDefault = values.default === true ? true : values['no-default'] === true ? false : undefined;
+    return await report(io, client, outcome, started.store.description, { json: values.json === true, wantsDefault });
   } finally {
     process.removeListener('SIGINT', abandon);
   }
@@ -74,9 +82,7 @@ async function finishLogin(
   client: TokendClient,
   started: LoginStartResponse,
   noBrowser: boolean,
-  json: boolean,
-): Promise<number> {
-
+): Promise<LoginOutcome> {
   let outcome: LoginOutcome;
   if (noBrowser) {
     line(io.stderr, 'Open this URL in a browser on any machine and allow access:');
@@ -94,7 +100,7 @@ async function finishLogin(
     line(io.stderr, 'Waiting for consent... (Ctrl-C to abandon)');
     outcome = await waitForLogin(client, started.id, started.expiresAt);
   }
-  return report(io, outcome, started.store.description, json);
+  return outcome;
 }
 
 async function waitForLogin(client: TokendClient, id: string, expiresAt: string): Promise<LoginOutcome> {
@@ -128,16 +134,68 @@ async function pasteBack(io: Io, client: TokendClient, id: string): Promise<Logi
   return new Promise<LoginOutcome>(() => undefined);
 }
 
-function report(io: Io, outcome: LoginOutcome, storeDescription: string, json: boolean): number {
-  if (json) {
-    line(io.stdout, JSON.stringify({ ...outcome, store: storeDescription }, null, 2));
-  } else {
+async function report(
+  io: Io,
+  client: TokendClient,
+  outcome: LoginOutcome,
+  storeDescription: string,
+  options: { json: boolean; wantsDefault: boolean | undefined },
+): Promise<number> {
+  if (!options.json) {
     line(io.stdout, `Logged in as ${outcome.email}`);
     line(io.stdout, `Granted scopes: ${outcome.granted.join(' ')}`);
     line(io.stderr, `The refresh token is kept in: ${storeDescription}`);
   }
+  const defaultAccount = await settleDefault(io, client, outcome, options);
+  if (options.json) line(io.stdout, JSON.stringify({ ...outcome, defaultAccount, store: storeDescription }, null, 2));
   if (outcome.notGranted.length === 0) return ExitCode.ok;
   line(io.stderr, `tokend: consent was partial: not granted: ${outcome.notGranted.join(' ')}`);
   line(io.stderr, 'hint: programs asking for these scopes will be refused; run `tokend login` again and leave them ticked');
   return ExitCode.scopeNotGranted;
+}
+
+/**
+ * A login never changes the default account by itself. The first account becomes the default only
+ * after the user has seen which account consented (asked on a terminal), or when `--default` says so.
+ */
+async function settleDefault(
+  io: Io,
+  client: TokendClient,
+  outcome: LoginOutcome,
+  options: { json: boolean; wantsDefault: boolean | undefined },
+): Promise<string | null> {
+  const current = outcome.defaultAccount;
+  if (current === outcome.email) return current;
+  const first = current === null;
+  let make = options.wantsDefault ?? first;
+  if (make && first && options.wantsDefault === undefined && isTerminal(io) && !options.json) {
+    make = await confirm(io, `Make ${outcome.email} the default account (programs that name no account get its tokens)? [Y/n] `);
+  }
+  if (!make) {
+    line(
+      io.stderr,
+      first
+        ? `There is no default account; programs must name ${outcome.email}, or run \`tokend default ${outcome.email}\`.`
+        : `The default account stays ${current}; to switch, run \`tokend default ${outcome.email}\`.`,
+    );
+    return current;
+  }
+  const changed = await client.setDefault(outcome.email);
+  line(io.stderr, `${changed.email} is now the default account${changed.previous === undefined ? '' : ` (was ${changed.previous})`}.`);
+  return changed.email;
+}
+
+function isTerminal(io: Io): boolean {
+  return (io.stdin as { isTTY?: boolean }).isTTY === true && (io.stderr as { isTTY?: boolean }).isTTY === true;
+}
+
+async function confirm(io: Io, question: string): Promise<boolean> {
+  const reader = createInterface({ input: io.stdin, output: io.stderr, terminal: false });
+  try {
+    io.stderr.write(question);
+    for await (const answer of reader) return !/^\s*n/i.test(answer);
+    return false;
+  } finally {
+    reader.close();
+  }
 }

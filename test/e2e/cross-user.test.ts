@@ -1,0 +1,166 @@
+/**
+ * Attacks by another local user, performed by a real second user (`nobody`, through setpriv) against
+ * the owner's real daemon and CLI. Each test is named after the hole it closes (issue 5).
+ */
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { consentViaHttp, obtainRedirectUrl } from '../helpers/consent-driver.js';
+import { daemonDirs, runCli, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
+import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
+import { OTHER_UID, runAsOtherUser, skipUnlessSecondUser, startAsOtherUser } from '../helpers/second-user.js';
+
+const AUTH_URL_LINE = /^ {2}(http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)$/m;
+
+/** Watches every process's argv, as any local user may, until one holds an authorization URL. */
+const READ_CONSENT_URL_FROM_PROC = `
+import { readdirSync, readFileSync } from 'node:fs';
+const deadline = Date.now() + 10_000;
+while (Date.now() < deadline) {
+  for (const pid of readdirSync('/proc').filter((name) => /^\\d+$/.test(name))) {
+    let argv;
+    try { argv = readFileSync('/proc/' + pid + '/cmdline', 'latin1').split('\\0'); } catch { continue; }
+    const url = argv.find((arg) => arg.includes('code_challenge='));
+    if (url) { console.log(url); process.exit(0); }
+  }
+  await new Promise((resolve) => setTimeout(resolve, 20));
+}
+process.exit(1);
+`;
+
+/** Requests each URL given; prints `answered STATUS` or `refused CODE` for each. */
+const DELIVER = `
+for (const url of process.argv.slice(1)) {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+    console.log('answered ' + response.status);
+  } catch (error) {
+    console.log('refused ' + (error.cause?.code ?? error.name));
+  }
+}
+`;
+
+/** Opens COUNT connections to PORT and holds them; prints how many the other side closed. */
+const HOLD_CONNECTIONS = `
+import { connect } from 'node:net';
+const [port, count] = process.argv.slice(1).map(Number);
+let opened = 0, closedByPeer = 0, failed = 0;
+const sockets = [];
+for (let i = 0; i < count; i++) {
+  await new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.on('connect', () => { opened++; resolve(); });
+    socket.on('error', () => { failed++; resolve(); });
+    socket.on('close', () => { closedByPeer++; });
+    socket.resume();
+    sockets.push(socket);
+  });
+}
+// Give the daemon a moment to deal with the last ones, then report and keep holding what is left.
+await new Promise((resolve) => setTimeout(resolve, 1_000));
+console.log(JSON.stringify({ opened, closedByPeer, failed }));
+setInterval(() => {}, 1_000);
+`;
+
+let standin: StandinHandle;
+before(async () => {
+  standin = await startStandin();
+});
+after(async () => {
+  await standin.stop();
+});
+
+async function startOwnerDaemon(name: string, browser: string) {
+  const dirs = daemonDirs();
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    TOKEND_SOCKET: dirs.socket,
+    TOKEND_CONFIG_DIR: dirs.configDir,
+    TOKEND_STORE: 'memory',
+    BROWSER: browser,
+  };
+  const daemon = await startDaemonProcess({ name, env, socket: dirs.socket });
+  return { env, daemon, clientFile: standin.writeClientSecrets(dirs.root) };
+}
+
+function openFds(daemon: DaemonProcess): number {
+  return readdirSync(`/proc/${daemon.child.pid}/fd`).length;
+}
+
+describe('another local user against the owner\'s daemon', { skip: skipUnlessSecondUser() }, () => {
+  test('regression: login CSRF — a consent URL read from /proc cannot be used to complete or end the owner\'s sign-in', async () => {
+    // The opener stays alive, as xdg-open and browsers do, with the URL in its argv.
+    const { env, daemon, clientFile } = await startOwnerDaemon('csrf', 'sleep 15; :');
+    try {
+      const cli = startCli(['login', '--client-secrets', clientFile, '--scopes', 'bigquery'], env);
+      await cli.waitForStderr(/Waiting for consent/);
+
+      const spied = await runAsOtherUser(READ_CONSENT_URL_FROM_PROC);
+      assert.equal(spied.code, 0, `the other user could not read any argv: ${spied.stderr}`);
+      const authUrl = spied.stdout.trim();
+      const state = new URL(authUrl).searchParams.get('state')!;
+      assert.ok(state.length > 0);
+
+      // The attacker consents with their own account, bound to the owner's public code_challenge…
+      const forged = new URL(await obtainRedirectUrl(authUrl, { login: 'mallory@evil.example' }));
+      const callback = `${forged.origin}${forged.pathname}`;
+      // …and tries to deliver it, or to end the sign-in with an error or a bogus code.
+      const attempts = [
+        forged.href,
+        `${callback}?state=${encodeURIComponent(state)}&error=access_denied`,
+        `${callback}?state=${encodeURIComponent(state)}&code=bogus`,
+      ];
+      const delivered = await runAsOtherUser(DELIVER, attempts);
+      assert.deepEqual(
+        delivered.stdout.trim().split('\n').map((line) => line.split(' ')[0]),
+        ['refused', 'refused', 'refused'],
+        delivered.stdout,
+      );
+      assert.equal(cli.child.exitCode, null, 'the owner\'s sign-in is still open');
+
+      // The owner's own browser completes it.
+      const owner = await consentViaHttp(authUrl);
+      assert.equal(owner.status, 200, owner.body);
+      const result = await cli.result;
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /^Logged in as alice@example\.com$/m);
+      assert.match(result.stderr, /alice@example\.com is now the default account/);
+
+      const status = JSON.parse((await runCli(['status', '--json'], env)).stdout);
+      assert.deepEqual(
+        status.accounts.map((a: { email: string; default: boolean }) => [a.email, a.default]),
+        [['alice@example.com', true]],
+      );
+      assert.match(daemon.log(), new RegExp(`"event":"connection_refused".*"uid":${OTHER_UID}`));
+    } finally {
+      await daemon.stop();
+    }
+  });
+
+  test('regression: fd exhaustion — another user\'s connections to the consent listener are dropped at once; the socket keeps answering', async () => {
+    const { env, daemon, clientFile } = await startOwnerDaemon('fd-flood', 'false');
+    const cli = startCli(['login', '--client-secrets', clientFile, '--scopes', 'bigquery'], env);
+    let flood: ReturnType<typeof startAsOtherUser> | undefined;
+    try {
+      const [, authUrl] = await cli.waitForStderr(AUTH_URL_LINE);
+      const port = new URL(new URL(authUrl!).searchParams.get('redirect_uri')!).port;
+      const baseline = openFds(daemon);
+
+      flood = startAsOtherUser(HOLD_CONNECTIONS, [port, '2000']);
+      const [report] = await flood.waitFor(/^\{.*\}$/m, 60_000);
+      const { opened, closedByPeer } = JSON.parse(report);
+      assert.ok(opened > 1500, `the flood opened ${opened} connections`);
+      assert.equal(closedByPeer, opened, 'the daemon closed every connection of the other user');
+      assert.ok(openFds(daemon) < baseline + 20, `the daemon holds ${openFds(daemon)} fds (baseline ${baseline})`);
+
+      const status = await runCli(['status'], env);
+      assert.equal(status.code, 0, status.stderr);
+      assert.equal(cli.child.exitCode, null, 'the sign-in is still open');
+    } finally {
+      await flood?.stop();
+      cli.child.kill('SIGINT');
+      await cli.result.catch(() => undefined);
+      await daemon.stop();
+    }
+  });
+});
