@@ -1,7 +1,8 @@
 import { lstat } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { dirname } from 'node:path';
-import { DaemonUnreachableError, errorFromJson, UpstreamUnavailableError } from '../errors.js';
+import { DaemonUnreachableError, errorFromJson, isTokendError, UpstreamUnavailableError } from '../errors.js';
+import { checkOwner, ensurePrivateDir } from '../fs/private-path.js';
 import type { DefaultChanged, LoginOutcome, LoginStartResponse, LoginState, TokenResponse } from '../protocol.js';
 
 export interface SocketClientOptions {
@@ -68,31 +69,38 @@ export class TokendClient {
     return this.request('POST', '/tokend/v1/logout', body);
   }
 
-  private ownerCheck: Promise<void> | undefined;
-
   /**
-   * Refuses a socket (or socket directory) that another user owns: whoever listens there would
-   * receive tokens meant for us, and the client file and consent URL of a login.
+   * Before every connection, never cached: the socket's directory must exist, be a real directory of
+   * ours that only we can enter (0700), and the socket must be ours. Otherwise whoever created them
+   * would receive our token requests, and answer them with tokens of their choosing.
    */
-  private verifyOwner(): Promise<void> {
-    this.ownerCheck ??= (async () => {
-      const me = process.getuid?.();
-      if (me === undefined) return;
-      for (const path of [dirname(this.socketPath), this.socketPath]) {
-        let owner: number;
-        try {
-          owner = (await lstat(path)).uid;
-        } catch {
-          return; // missing: the connection attempt reports it
-        }
-        if (owner !== me && owner !== 0) {
-          throw new DaemonUnreachableError(`${path} belongs to another user (uid ${owner}); refusing to talk to it`, {
-            hint: 'point TOKEND_SOCKET at a socket of your own, and start your daemon with `tokend serve`',
-          });
-        }
+  private async verifyOwner(): Promise<void> {
+    if (process.getuid === undefined) return;
+    const dir = dirname(this.socketPath);
+    try {
+      await ensurePrivateDir(dir, { create: false, others: 'refuse', what: 'socket' });
+    } catch (error) {
+      if (isTokendError(error) && /does not exist/.test(error.message)) {
+        throw new DaemonUnreachableError(`no tokend is running on ${this.socketPath} (${dir} does not exist)`, { hint: startHint(this.socketPath) });
       }
-    })();
-    return this.ownerCheck;
+      throw new DaemonUnreachableError(`refusing to talk to ${this.socketPath}: ${isTokendError(error) ? error.message : 'its directory cannot be checked'}`, {
+        hint: isTokendError(error) && error.hint !== undefined ? error.hint : 'point TOKEND_SOCKET at a socket of your own',
+      });
+    }
+    let info;
+    try {
+      info = await lstat(this.socketPath);
+    } catch {
+      return; // missing: the connection attempt reports it
+    }
+    try {
+      if (!info.isSocket()) throw new DaemonUnreachableError(`${this.socketPath} is not a socket`);
+      checkOwner(info, this.socketPath);
+    } catch (error) {
+      throw new DaemonUnreachableError(`refusing to talk to ${this.socketPath}: ${(error as Error).message}`, {
+        hint: 'point TOKEND_SOCKET at a socket of your own, and start your daemon with `tokend serve`',
+      });
+    }
   }
 
   async request<T>(method: string, path: string, body?: unknown, extraTimeoutMs = 0): Promise<T> {

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { ConfigError } from '../errors.js';
+import { ConfigError, isTokendError } from '../errors.js';
+import { readPrivateFileSync } from '../fs/private-path.js';
 import { STORE_SETTINGS, type StoreSetting } from '../store/select-store.js';
 import { defaultConfigDir, defaultSocketPath, type Env } from './paths.js';
 
@@ -77,9 +77,12 @@ const specs: { [K in keyof Settings]: SettingSpec<K> } = {
 function readConfigFile(path: string): Record<string, unknown> {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    // Yours, not writable by others, not a link, not a FIFO: the config decides where tokens go.
+    const raw = readPrivateFileSync(path, { kind: 'config' });
+    if (raw === undefined) return {};
+    text = raw.toString('utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    if (isTokendError(error)) throw error;
     throw new ConfigError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? 'unknown error'}`);
   }
   let parsed: unknown;

@@ -1,38 +1,18 @@
-import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
+import { lstat, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { SocketInUseError, UnsafePathError } from '../errors.js';
+import { ensurePrivateDir } from '../fs/private-path.js';
 
 const CONNECT_PROBE_MS = 1000;
 
-function uid(): number {
-  return process.getuid?.() ?? -1;
-}
-
 /**
- * Makes the socket's directory ready: created 0700 when missing; refused when another user owns it or
- * others can write to it (someone else could then replace the socket and receive every token request).
+ * Makes the socket's directory ready: created 0700 when missing; refused when it is a symbolic link,
+ * another user owns it, or others can write to it (someone else could then replace the socket and
+ * receive every token request); tightened to 0700 when others could only look inside.
  */
 export async function prepareSocketDirectory(socketPath: string): Promise<void> {
-  const dir = dirname(socketPath);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const info = await lstat(dir);
-  if (!info.isDirectory()) {
-    throw new UnsafePathError(`${dir} is not a directory`, { hint: `remove it, or choose another socket with --socket` });
-  }
-  const me = uid();
-  if (me !== -1 && info.uid !== me) {
-    throw new UnsafePathError(`the socket directory ${dir} belongs to another user (uid ${info.uid})`, {
-      hint: `choose a directory of your own with --socket or TOKEND_SOCKET`,
-    });
-  }
-  if ((info.mode & 0o022) !== 0) {
-    throw new UnsafePathError(`the socket directory ${dir} is writable by other users`, {
-      hint: `run \`chmod 700 '${dir}'\``,
-    });
-  }
-  // A directory we own that only we can write: make sure nobody else can even look inside.
-  if ((info.mode & 0o077) !== 0) await chmod(dir, 0o700);
+  await ensurePrivateDir(dirname(socketPath), { create: true, others: 'tighten', what: 'socket' });
 }
 
 /** True when something accepts connections on the socket: a live daemon. */

@@ -1,13 +1,16 @@
 import { createCipheriv, createDecipheriv, randomBytes, scrypt, type BinaryLike, type ScryptOptions } from 'node:crypto';
-import { constants } from 'node:fs';
-import { chmod, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ConfigError, StoreCorruptError, StoreUnavailableError } from '../errors.js';
 import {
-  ConfigError,
-  StoreCorruptError,
-  StoreUnavailableError,
-  UnsafePathError,
-} from '../errors.js';
+  assertSameDir,
+  ensurePrivateDir,
+  isTempFileOf,
+  readPrivateFile,
+  shellQuote,
+  writeFileAtomic,
+  type DirIdentity,
+} from '../fs/private-path.js';
 import type { Logger } from '../log.js';
 import { Secret } from '../secret.js';
 import type { Credential, SecretStore } from './secret-store.js';
@@ -18,6 +21,10 @@ import type { Credential, SecretStore } from './secret-store.js';
  * they are plaintext and only the file mode protects them. Never a silent downgrade: an encrypted
  * file is never read or rewritten without its passphrase, and a plaintext file opened with a
  * passphrase is encrypted on the next write.
+ *
+ * Each write carries a generation number. A crash between writing the temp file and renaming it
+ * leaves a complete temp file that may hold the only valid refresh token (after a rotation): the
+ * next open takes the newest complete one whose generation is above the file's, and deletes the rest.
  */
 
 export const SECRETS_FILE_NAME = 'secrets.json';
@@ -27,16 +34,25 @@ const KEY_BYTES = 32;
 const SALT_BYTES = 16;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
-/** What a new file is written with. */
-const DEFAULT_KDF = { N: 2 ** 15, r: 8, p: 1 } as const;
-/** Bounds for parameters read from a file, so a damaged header cannot make us allocate gigabytes. */
-const MAX_LOG2_N = 20;
-const MAX_R = 32;
-const MAX_P = 16;
+/** What every write uses: scrypt's commonly recommended minimum for interactive use. */
+const CURRENT_KDF = { N: 2 ** 17, r: 8, p: 1 } as const;
+/**
+ * The only parameter sets a file may ask for: the ones tokend has written. Anything else is refused,
+ * so a doctored header cannot make an open() take seconds and gigabytes. The older set is read and
+ * re-encrypted with CURRENT_KDF on the next write.
+ */
+const ACCEPTED_KDFS: ReadonlyArray<{ N: number; r: number; p: number }> = [CURRENT_KDF, { N: 2 ** 15, r: 8, p: 1 }];
 /** Associated data: binds the ciphertext to this format. */
 const AAD = Buffer.from('tokend secrets file v1');
 
 type Entries = Map<string, Map<string, string>>;
+
+/** A parsed file: its entries and the generation of the write that produced it. */
+interface Contents {
+  entries: Entries;
+  generation: number;
+  kdf: KdfParams | undefined;
+}
 
 interface KdfParams {
   salt: Buffer;
@@ -80,7 +96,10 @@ export class FileStore implements SecretStore {
   readonly #keys = new Map<string, Promise<Buffer>>();
   /** The KDF parameters of the file as last read or written; reused so the cached key applies. */
   #kdf: KdfParams | undefined;
-  #dirChecked = false;
+  /** Set once the directory has been checked and crash leftovers dealt with. */
+  #dir: DirIdentity | undefined;
+  /** Of the last write read or made; each write gets the next one. */
+  #generation = 0;
   #upgradeWarned = false;
   /** Tail of the queue that serializes every operation on this file. */
   #tail: Promise<unknown> = Promise.resolve();
@@ -154,13 +173,25 @@ export class FileStore implements SecretStore {
   }
 
   async #load(): Promise<Entries> {
-    if (!this.#dirChecked) {
-      await ensurePrivateDir(this.dir);
-      this.#dirChecked = true;
+    if (this.#dir === undefined) {
+      const dir = await ensurePrivateDir(this.dir, { create: true, others: 'tighten', what: 'configuration' });
+      await this.#recoverFromCrash(dir);
+      this.#dir = dir;
+    } else {
+      // Every read too: a directory swapped for a link to someone else's would be read, then written.
+      await assertSameDir(this.#dir);
     }
-    const raw = await this.#readFile();
-    if (raw === undefined) return new Map();
+    const contents = await this.#readContents(this.path);
+    if (contents === undefined) return new Map();
+    this.#generation = contents.generation;
+    this.#kdf = contents.kdf;
+    return contents.entries;
+  }
 
+  /** The parsed file at `path` (the store or a temp file), or undefined when it does not exist. */
+  async #readContents(path: string): Promise<Contents | undefined> {
+    const raw = await readPrivateFile(path, { kind: 'secret' });
+    if (raw === undefined) return undefined;
     let doc: unknown;
     try {
       doc = JSON.parse(raw.toString('utf8'));
@@ -171,10 +202,7 @@ export class FileStore implements SecretStore {
     if (doc.version !== FORMAT_VERSION) {
       throw this.#corrupt(`has an unknown format version (${JSON.stringify(doc.version) ?? 'none'})`);
     }
-
-    if (doc.encryption !== undefined) {
-      return this.#decrypt(doc);
-    }
+    if (doc.encryption !== undefined) return this.#decrypt(doc);
     if (!isObject(doc.entries)) throw this.#corrupt('has neither "entries" nor "encryption"');
     const entries = this.#parseEntries(doc.entries);
     if (this.#passphrase !== undefined && !this.#upgradeWarned) {
@@ -184,10 +212,41 @@ export class FileStore implements SecretStore {
         'the secrets file is not encrypted; a passphrase is set, so it will be encrypted on the next write',
       );
     }
-    return entries;
+    return { entries, generation: generationOf(doc), kdf: undefined };
   }
 
-  async #decrypt(doc: Record<string, unknown>): Promise<Entries> {
+  /**
+   * Temp files left by a crash: the newest complete one that is newer than the file replaces it (it
+   * may hold a rotated refresh token the file lacks); every other one is deleted. The file itself is
+   * read first, so nothing is touched when it cannot be (a wrong passphrase, say).
+   */
+  async #recoverFromCrash(dir: DirIdentity): Promise<void> {
+    const leftovers = (await readdir(dir.path)).filter((name) => isTempFileOf(this.#fileName, name));
+    if (leftovers.length === 0) return;
+    const current = await this.#readContents(this.path);
+    let best: { name: string; generation: number } | undefined;
+    for (const name of leftovers) {
+      // An incomplete or unreadable one is what a crash in mid-write leaves: deleted below.
+      const contents = await this.#readContents(join(dir.path, name)).catch(() => undefined);
+      if (contents === undefined) continue;
+      if (contents.generation > (current?.generation ?? -1) && contents.generation > (best?.generation ?? -1)) {
+        best = { name, generation: contents.generation };
+      }
+    }
+    await assertSameDir(dir);
+    if (best !== undefined) {
+      await rename(join(dir.path, best.name), this.path);
+      this.#logger?.warn(
+        { event: 'store_recovered', store: 'file', file: this.path, generation: best.generation },
+        'recovered the secrets file from a complete write that a crash interrupted',
+      );
+    }
+    for (const name of leftovers) {
+      if (name !== best?.name) await rm(join(dir.path, name), { force: true });
+    }
+  }
+
+  async #decrypt(doc: Record<string, unknown>): Promise<Contents> {
     if (this.#passphrase === undefined) {
       throw new StoreUnavailableError(`${this.path} is encrypted and no passphrase was given`, {
         hint: 'set TOKEND_FILE_PASSPHRASE to the passphrase the file was written with',
@@ -214,10 +273,12 @@ export class FileStore implements SecretStore {
       ciphertext === undefined ||
       typeof N !== 'number' ||
       typeof r !== 'number' ||
-      typeof p !== 'number' ||
-      !validKdfNumbers(N, r, p)
+      typeof p !== 'number'
     ) {
       throw this.#corrupt('has an unsupported or damaged encryption header');
+    }
+    if (!ACCEPTED_KDFS.some((accepted) => accepted.N === N && accepted.r === r && accepted.p === p)) {
+      throw this.#corrupt(`asks for scrypt parameters tokend never writes (N=${N}, r=${r}, p=${p})`);
     }
     const kdf: KdfParams = { salt, N, r, p };
     const key = await this.#deriveKey(kdf);
@@ -243,8 +304,7 @@ export class FileStore implements SecretStore {
       plaintext.fill(0);
     }
     if (!isObject(payload) || !isObject(payload.entries)) throw this.#corrupt('decrypted, but has no entries');
-    this.#kdf = kdf;
-    return this.#parseEntries(payload.entries);
+    return { entries: this.#parseEntries(payload.entries), generation: generationOf(payload), kdf };
   }
 
   #parseEntries(value: Record<string, unknown>): Entries {
@@ -262,14 +322,19 @@ export class FileStore implements SecretStore {
   }
 
   async #save(entries: Entries): Promise<void> {
+    const generation = this.#generation + 1;
     const plain = {
+      generation,
       entries: Object.fromEntries([...entries].map(([service, accounts]) => [service, Object.fromEntries(accounts)])),
     };
     let doc: unknown;
     if (this.#passphrase === undefined) {
       doc = { version: FORMAT_VERSION, ...plain };
     } else {
-      this.#kdf ??= { salt: randomBytes(SALT_BYTES), ...DEFAULT_KDF };
+      // A file read with older parameters is re-encrypted with the current ones (and a new salt).
+      if (this.#kdf === undefined || this.#kdf.N !== CURRENT_KDF.N || this.#kdf.r !== CURRENT_KDF.r || this.#kdf.p !== CURRENT_KDF.p) {
+        this.#kdf = { salt: randomBytes(SALT_BYTES), ...CURRENT_KDF };
+      }
       const kdf = this.#kdf;
       const key = await this.#deriveKey(kdf);
       const iv = randomBytes(IV_BYTES);
@@ -290,7 +355,9 @@ export class FileStore implements SecretStore {
       };
       doc = { version: FORMAT_VERSION, encryption, ciphertext: ciphertext.toString('base64') };
     }
-    await writeFileAtomic(this.dir, this.#fileName, `${JSON.stringify(doc)}\n`);
+    if (this.#dir === undefined) throw new StoreUnavailableError(`${this.path} was written before it was opened`);
+    await writeFileAtomic(this.#dir, this.#fileName, `${JSON.stringify(doc)}\n`);
+    this.#generation = generation;
   }
 
   #deriveKey(kdf: KdfParams): Promise<Buffer> {
@@ -313,129 +380,9 @@ export class FileStore implements SecretStore {
     return key;
   }
 
-  /** The file's bytes, or undefined when it does not exist yet. Checks owner and mode on the open fd. */
-  async #readFile(): Promise<Buffer | undefined> {
-    let handle: FileHandle;
-    try {
-      handle = await open(this.path, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code === 'ENOENT') return undefined;
-      if (code === 'ELOOP') {
-        throw new UnsafePathError(`${this.path} is a symbolic link; tokend only uses a regular file there`, {
-          hint: `replace it with the file itself, or remove it: rm ${shellQuote(this.path)}`,
-        });
-      }
-      throw new StoreUnavailableError(`could not open ${this.path} (${code ?? 'unknown error'})`, {
-        hint: 'check that the file is readable by you',
-      });
-    }
-    try {
-      checkOwnerAndMode(await handle.stat(), this.path, 'file');
-      return await handle.readFile();
-    } catch (err) {
-      if (err instanceof UnsafePathError) throw err;
-      throw new StoreUnavailableError(`could not read ${this.path} (${errnoCode(err) ?? 'unknown error'})`);
-    } finally {
-      await handle.close();
-    }
-  }
-
   #corrupt(what: string): StoreCorruptError {
     return new StoreCorruptError(`the secrets file ${this.path} ${what}; it was left untouched`, {
       hint: `move it aside (mv ${shellQuote(this.path)} ${shellQuote(`${this.path}.bad`)}) and run \`tokend login\` again`,
-    });
-  }
-}
-
-/**
- * Creates `dir` (0700) if missing; refuses one that is not a directory, is owned by another user,
- * or is writable by group or others.
- */
-export async function ensurePrivateDir(dir: string): Promise<void> {
-  let created: string | undefined;
-  try {
-    created = await mkdir(dir, { recursive: true, mode: 0o700 });
-    if (created !== undefined) await chmod(dir, 0o700);
-  } catch (err) {
-    if (errnoCode(err) !== 'EEXIST') {
-      throw new StoreUnavailableError(`could not create the directory ${dir} (${errnoCode(err) ?? 'unknown error'})`, {
-        hint: 'check that its parent directory exists and is writable by you',
-      });
-    }
-  }
-  const info = await stat(dir);
-  if (!info.isDirectory()) {
-    throw new UnsafePathError(`${dir} is not a directory`, { hint: 'choose another configuration directory' });
-  }
-  checkOwnerAndMode(info, dir, 'directory');
-}
-
-/**
- * Replaces `dir/name` atomically: a new 0600 temp file in the same directory (O_EXCL), written and
- * fsynced, renamed over the target, then the directory fsynced. A crash leaves the old file or the
- * new one, never half of either.
- */
-export async function writeFileAtomic(dir: string, name: string, data: string | Buffer, mode = 0o600): Promise<void> {
-  const target = join(dir, name);
-  const temp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
-  let handle: FileHandle | undefined;
-  let renamed = false;
-  try {
-    handle = await open(
-      temp,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0),
-      mode,
-    );
-    await handle.chmod(mode); // the umask may have removed bits from `mode`
-    await handle.writeFile(data);
-    await handle.sync();
-    await handle.close();
-    handle = undefined;
-    await rename(temp, target);
-    renamed = true;
-    await fsyncDir(dir);
-  } catch (err) {
-    throw new StoreUnavailableError(`could not write ${target} (${errnoCode(err) ?? 'unknown error'})`, {
-      hint: 'check free disk space and that the directory is writable by you',
-    });
-  } finally {
-    await handle?.close().catch(() => undefined);
-    if (!renamed) await rm(temp, { force: true }).catch(() => undefined);
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  if (process.platform === 'win32') return;
-  const handle = await open(dir, constants.O_RDONLY);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-function checkOwnerAndMode(info: { uid: number; mode: number; isFile(): boolean }, path: string, what: 'file' | 'directory'): void {
-  if (what === 'file' && !info.isFile()) {
-    throw new UnsafePathError(`${path} is not a regular file`, { hint: `remove it: rm ${shellQuote(path)}` });
-  }
-  const uid = process.getuid?.();
-  if (uid === undefined) return; // Windows: no POSIX owner or mode
-  if (info.uid !== uid) {
-    throw new UnsafePathError(`${path} is owned by uid ${info.uid}, not by you (uid ${uid}); tokend refuses to use it`, {
-      hint: `make it yours (chown ${uid} ${shellQuote(path)}) or choose another directory`,
-    });
-  }
-  const mode = info.mode & 0o777;
-  if (what === 'directory' && (mode & 0o022) !== 0) {
-    throw new UnsafePathError(
-      `the directory ${path} is writable by group or others (mode ${octal(mode)}); tokend refuses to keep secrets there`,
-      { hint: `chmod 700 ${shellQuote(path)}` },
-    );
-  }
-  if (what === 'file' && mode !== 0o600) {
-    throw new UnsafePathError(`${path} has mode ${octal(mode)}; a secrets file must be 0600`, {
-      hint: `chmod 600 ${shellQuote(path)}`,
     });
   }
 }
@@ -444,21 +391,6 @@ function scryptAsync(password: BinaryLike, salt: BinaryLike, keylen: number, opt
   return new Promise((resolve, reject) => {
     scrypt(password, salt, keylen, options, (err, key) => (err === null ? resolve(key) : reject(err)));
   });
-}
-
-function validKdfNumbers(N: number, r: number, p: number): boolean {
-  return (
-    Number.isSafeInteger(N) &&
-    Number.isSafeInteger(r) &&
-    Number.isSafeInteger(p) &&
-    N >= 2 &&
-    N <= 2 ** MAX_LOG2_N &&
-    (N & (N - 1)) === 0 &&
-    r >= 1 &&
-    r <= MAX_R &&
-    p >= 1 &&
-    p <= MAX_P
-  );
 }
 
 function decodeBase64(value: unknown, length?: number): Buffer | undefined {
@@ -471,16 +403,9 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function errnoCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
+/** Files written before generations were recorded count as generation 0. */
+function generationOf(doc: Record<string, unknown>): number {
+  return Number.isSafeInteger(doc.generation) && (doc.generation as number) >= 0 ? (doc.generation as number) : 0;
 }
 
-function octal(mode: number): string {
-  return `0${mode.toString(8).padStart(3, '0')}`;
-}
-
-/** Quotes a path for a hint the user may paste into a shell. */
-export function shellQuote(value: string): string {
-  return /^[\w@%+=:,./~-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
-}
+export { shellQuote };

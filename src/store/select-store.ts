@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   ConfigError,
@@ -8,7 +7,8 @@ import {
 } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Secret } from '../secret.js';
-import { ensurePrivateDir, FileStore, SECRETS_FILE_NAME, shellQuote, writeFileAtomic } from './file-store.js';
+import { ensurePrivateDir, readPrivateFile, shellQuote, writeFileAtomic } from '../fs/private-path.js';
+import { FileStore, SECRETS_FILE_NAME } from './file-store.js';
 import {
   DEFAULT_KEYCHAIN_TIMEOUT_MS,
   KeychainStore,
@@ -86,9 +86,9 @@ export async function selectStore(options: SelectStoreOptions): Promise<StoreSel
   };
   const record = async (kind: StoreMarker['kind']): Promise<void> => {
     if (marker?.kind === kind) return;
-    await ensurePrivateDir(configDir);
+    const dir = await ensurePrivateDir(configDir, { create: true, others: 'tighten', what: 'configuration' });
     const next: StoreMarker = { kind, since: new Date(now()).toISOString() };
-    await writeFileAtomic(configDir, STORE_MARKER_FILE, `${JSON.stringify(next)}\n`);
+    await writeFileAtomic(dir, STORE_MARKER_FILE, `${JSON.stringify(next)}\n`);
   };
   const finish = (selection: StoreSelection, warnings: Array<string | undefined>): StoreSelection => {
     const warning = warnings.filter((w): w is string => w !== undefined).join(' ');
@@ -194,14 +194,10 @@ export async function selectStore(options: SelectStoreOptions): Promise<StoreSel
 /** The marker in `configDir`, or undefined when there is none. */
 export async function readStoreMarker(configDir: string): Promise<StoreMarker | undefined> {
   const path = join(configDir, STORE_MARKER_FILE);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    if (code === 'ENOENT') return undefined;
-    throw new StoreUnavailableError(`could not read ${path} (${typeof code === 'string' ? code : 'unknown error'})`);
-  }
+  // Owner and mode are checked like every file tokend reads: the marker decides where secrets go.
+  const raw = await readPrivateFile(path, { kind: 'config' });
+  if (raw === undefined) return undefined;
+  const text = raw.toString('utf8');
   let value: unknown;
   try {
     value = JSON.parse(text);

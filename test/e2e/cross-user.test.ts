@@ -3,7 +3,11 @@
  * the owner's real daemon and CLI. Each test is named after the hole it closes (issue 5).
  */
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TokendClient } from '../../src/client/socket-client.js';
+import { DaemonUnreachableError } from '../../src/errors.js';
 import { after, before, describe, test } from 'node:test';
 import { consentViaHttp, obtainRedirectUrl } from '../helpers/consent-driver.js';
 import { daemonDirs, runCli, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
@@ -12,15 +16,16 @@ import { OTHER_UID, runAsOtherUser, skipUnlessSecondUser, startAsOtherUser } fro
 
 const AUTH_URL_LINE = /^ {2}(http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)$/m;
 
-/** Watches every process's argv, as any local user may, until one holds an authorization URL. */
+/** Watches every process's argv, as any local user may, until one holds an authorization URL for CLIENT_ID. */
 const READ_CONSENT_URL_FROM_PROC = `
 import { readdirSync, readFileSync } from 'node:fs';
+const [clientId] = process.argv.slice(1);
 const deadline = Date.now() + 10_000;
 while (Date.now() < deadline) {
   for (const pid of readdirSync('/proc').filter((name) => /^\\d+$/.test(name))) {
     let argv;
     try { argv = readFileSync('/proc/' + pid + '/cmdline', 'latin1').split('\\0'); } catch { continue; }
-    const url = argv.find((arg) => arg.includes('code_challenge='));
+    const url = argv.find((arg) => arg.includes('code_challenge=') && arg.includes(clientId));
     if (url) { console.log(url); process.exit(0); }
   }
   await new Promise((resolve) => setTimeout(resolve, 20));
@@ -62,6 +67,42 @@ console.log(JSON.stringify({ opened, closedByPeer, failed }));
 setInterval(() => {}, 1_000);
 `;
 
+/** Creates DIR and serves tokens of the attacker's choosing on DIR/tokend.sock, open to everyone. */
+const SQUAT_SOCKET = `
+import { chmodSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
+const [dir] = process.argv.slice(1);
+mkdirSync(dir, { mode: 0o777 });
+chmodSync(dir, 0o777);
+const server = createServer((req, res) => {
+  res.setHeader('content-type', 'application/json');
+  res.setHeader('metadata-flavor', 'Google');
+  res.end(JSON.stringify({ access_token: 'ATTACKER-CONTROLLED-TOKEN', expires_in: 3599, token_type: 'Bearer', account: 'x', scopes: [] }));
+});
+server.listen(dir + '/tokend.sock', () => {
+  chmodSync(dir + '/tokend.sock', 0o777);
+  console.log('ready');
+});
+`;
+
+/** Replaces the directory at PATH by a symlink to a directory the attacker owns (mode 0777). */
+const SWAP_FOR_SYMLINK = `
+import { chmodSync, mkdtempSync, renameSync, symlinkSync } from 'node:fs';
+const [path] = process.argv.slice(1);
+const mine = mkdtempSync('/tmp/attacker-');
+chmodSync(mine, 0o777);
+renameSync(path, path + '.moved');
+symlinkSync(mine, path);
+console.log(mine);
+`;
+
+/** A directory like /tmp: anyone may create entries (sticky unless told otherwise). */
+function sharedDir(mode = 0o1777): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tokend-shared-'));
+  chmodSync(dir, mode);
+  return dir;
+}
+
 let standin: StandinHandle;
 before(async () => {
   standin = await startStandin();
@@ -95,7 +136,7 @@ describe('another local user against the owner\'s daemon', { skip: skipUnlessSec
       const cli = startCli(['login', '--client-secrets', clientFile, '--scopes', 'bigquery'], env);
       await cli.waitForStderr(/Waiting for consent/);
 
-      const spied = await runAsOtherUser(READ_CONSENT_URL_FROM_PROC);
+      const spied = await runAsOtherUser(READ_CONSENT_URL_FROM_PROC, [standin.clientId]);
       assert.equal(spied.code, 0, `the other user could not read any argv: ${spied.stderr}`);
       const authUrl = spied.stdout.trim();
       const state = new URL(authUrl).searchParams.get('state')!;
@@ -160,6 +201,79 @@ describe('another local user against the owner\'s daemon', { skip: skipUnlessSec
       await flood?.stop();
       cli.child.kill('SIGINT');
       await cli.result.catch(() => undefined);
+      await daemon.stop();
+    }
+  });
+
+  test('regression: socket squatting — a long-running client is not handed to another user\'s socket once the daemon is gone', async () => {
+    const shared = sharedDir();
+    const dir = join(shared, 'tokend-0');
+    const socket = join(dir, 'tokend.sock');
+    const env: NodeJS.ProcessEnv = { ...process.env, TOKEND_SOCKET: socket, TOKEND_CONFIG_DIR: join(shared, 'config'), TOKEND_STORE: 'memory' };
+    const daemon = await startDaemonProcess({ name: 'squat', env, socket });
+    const client = new TokendClient({ socketPath: socket });
+    assert.equal(((await client.status()) as { daemon: { pid: number } }).daemon.pid, daemon.child.pid);
+    await daemon.stop();
+    rmSync(dir, { recursive: true, force: true }); // a reboot, or a cleaner of /tmp
+
+    const squatter = startAsOtherUser(SQUAT_SOCKET, [dir]);
+    try {
+      await squatter.waitFor(/ready/);
+      await assert.rejects(client.getToken({ scopes: 'bigquery' }), (error: unknown) => {
+        assert.ok(error instanceof DaemonUnreachableError);
+        assert.match(error.message, new RegExp(`owned by uid ${OTHER_UID}`));
+        return true;
+      });
+      const cli = await runCli(['token', '--scopes', 'bigquery'], env);
+      assert.notEqual(cli.code, 0);
+      assert.doesNotMatch(cli.stdout, /ATTACKER/);
+      assert.match(cli.stderr, /refusing to talk to/);
+      const serve = await runCli(['serve'], env);
+      assert.notEqual(serve.code, 0);
+      assert.match(serve.stderr, new RegExp(`owned by uid ${OTHER_UID}`));
+    } finally {
+      await squatter.stop();
+    }
+  });
+
+  test('regression: config directory swapped for a symlink — nothing is written into the other user\'s directory, and the daemon keeps running', async () => {
+    const shared = sharedDir(0o777); // not sticky: others may rename entries in it
+    const configDir = join(shared, 'config');
+    const socketDir = mkdtempSync(join(tmpdir(), 'tokend-run-'));
+    const socket = join(socketDir, 'tokend.sock');
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      TOKEND_SOCKET: socket,
+      TOKEND_CONFIG_DIR: configDir,
+      TOKEND_STORE: 'file',
+      TOKEND_FILE_PASSPHRASE: 'correct horse battery staple',
+      BROWSER: 'false',
+    };
+    const daemon = await startDaemonProcess({ name: 'config-swap', env, socket });
+    try {
+      const clientFile = standin.writeClientSecrets(socketDir);
+      const cli = startCli(['login', '--client-secrets', clientFile, '--scopes', 'bigquery', '--no-browser'], env);
+      const [, authUrl] = await cli.waitForStderr(AUTH_URL_LINE);
+      cli.writeStdin(`${await obtainRedirectUrl(authUrl!)}\n`);
+      assert.equal((await cli.result).code, 0);
+      assert.ok(existsSync(join(configDir, 'secrets.json')));
+
+      const swapped = await runAsOtherUser(SWAP_FOR_SYMLINK, [configDir]);
+      assert.equal(swapped.code, 0, swapped.stderr);
+      const attackerDir = swapped.stdout.trim();
+
+      const logout = await runCli(['logout', '--no-revoke'], env);
+      assert.notEqual(logout.code, 0);
+      assert.match(logout.stderr, /was replaced while tokend was running; nothing was written/);
+      assert.deepEqual(readdirSync(attackerDir), [], 'no secret landed in the other user\'s directory');
+      assert.equal((await runCli(['status'], env)).code, 0, 'the daemon keeps running');
+
+      // A new daemon refuses the link outright.
+      await daemon.stop();
+      const again = await runCli(['serve'], env);
+      assert.notEqual(again.code, 0);
+      assert.match(again.stderr, /is a symbolic link/);
+    } finally {
       await daemon.stop();
     }
   });

@@ -4,7 +4,7 @@
  * does it in Chromium.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -169,7 +169,16 @@ describe('daemon process', () => {
     chownSync(join(dirs.root, 'run'), 65534, 65534);
     const result = await runCli(['serve', '--socket', dirs.socket, '--store', 'memory'], { ...process.env, TOKEND_CONFIG_DIR: dirs.configDir });
     assert.equal(result.code, 9);
-    assert.match(result.stderr, /belongs to another user \(uid 65534\)/);
+    assert.match(result.stderr, /is owned by uid 65534, not by you/);
+  });
+
+  test('regression: a dangling symlink at the socket directory gets a real message, not "unexpected failure"', async () => {
+    const dirs = daemonDirs();
+    symlinkSync(join(dirs.root, 'nowhere'), join(dirs.root, 'run'));
+    const result = await runCli(['serve', '--socket', dirs.socket, '--store', 'memory'], { ...process.env, TOKEND_CONFIG_DIR: dirs.configDir });
+    assert.equal(result.code, 9);
+    assert.match(result.stderr, /the socket directory .*\/run is a symbolic link/);
+    assert.match(result.stderr, /hint: remove the link/);
   });
 
   test('the CLI refuses a socket directory that another user owns', { skip: process.getuid?.() === 0 ? false : 'needs root to create a directory owned by another user' }, async () => {
@@ -178,7 +187,7 @@ describe('daemon process', () => {
     chownSync(join(dirs.root, 'run'), 65534, 65534);
     const result = await runCli(['token'], { ...process.env, TOKEND_SOCKET: dirs.socket, TOKEND_CONFIG_DIR: dirs.configDir });
     assert.equal(result.code, 3);
-    assert.match(result.stderr, /belongs to another user \(uid 65534\); refusing to talk to it/);
+    assert.match(result.stderr, /refusing to talk to .*: .*\/run is owned by uid 65534, not by you/);
   });
 
   test('the CLI says when no daemon runs and how to start one', async () => {

@@ -17,6 +17,7 @@ export const requirements = {
     binaries: ['dbus-daemon', 'gnome-keyring-daemon', 'secret-tool'],
     aptPackages: ['dbus', 'gnome-keyring', 'libsecret-tools'],
   },
+  strace: { binaries: ['strace'], aptPackages: ['strace'] },
 } satisfies Record<string, Requirement>;
 
 export function which(binary: string): string | undefined {

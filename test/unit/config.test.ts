@@ -49,8 +49,11 @@ test('the passphrase comes from the environment only', () => {
 });
 
 test('default paths follow XDG, with private fallbacks', () => {
-  assert.equal(defaultSocketPath({ XDG_RUNTIME_DIR: '/run/user/1000' }, 'linux', 1000), '/run/user/1000/tokend/tokend.sock');
-  assert.equal(defaultSocketPath({}, 'linux', 1000), '/tmp/tokend-1000/tokend.sock');
+  assert.equal(defaultSocketPath({ XDG_RUNTIME_DIR: '/run/user/1000' }, 'linux', '/h'), '/run/user/1000/tokend/tokend.sock');
+  // regression: never a predictable name in a shared /tmp that another user could create first
+  assert.equal(defaultSocketPath({ HOME: '/home/alice' }, 'linux'), '/home/alice/.local/state/tokend/tokend.sock');
+  assert.equal(defaultSocketPath({ HOME: '/home/alice', XDG_STATE_HOME: '/srv/state' }, 'linux'), '/srv/state/tokend/tokend.sock');
+  assert.equal(defaultSocketPath({ HOME: '/Users/alice', TMPDIR: '/tmp/' }, 'darwin'), '/Users/alice/Library/Caches/tokend/tokend.sock');
   assert.equal(defaultConfigDir({ XDG_CONFIG_HOME: '/c' }, 'linux', '/h'), '/c/tokend');
   assert.equal(defaultConfigDir({}, 'linux', '/h'), '/h/.config/tokend');
   assert.equal(defaultConfigDir({}, 'darwin', '/Users/a'), '/Users/a/Library/Application Support/tokend');

@@ -23,7 +23,8 @@ import {
 } from '../../src/errors.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import { Secret } from '../../src/secret.js';
-import { FileStore, writeFileAtomic } from '../../src/store/file-store.js';
+import { ensurePrivateDir, writeFileAtomic } from '../../src/fs/private-path.js';
+import { FileStore } from '../../src/store/file-store.js';
 
 const root = mkdtempSync(join(tmpdir(), 'tokend-file-store-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -60,6 +61,7 @@ describe('FileStore without a passphrase', () => {
     assert.equal(mode(store.path), 0o600);
     assert.deepEqual(JSON.parse(readFileSync(store.path, 'utf8')), {
       version: 1,
+      generation: 1,
       entries: { tokend: { 'a@example.com': 'refresh-a' } },
     });
   });
@@ -109,7 +111,8 @@ describe('FileStore without a passphrase', () => {
     mkdirSync(join(dir, 'target.dir'));
     // Renaming a file over a non-empty directory fails after the temp file was written.
     writeFileSync(join(dir, 'target.dir', 'x'), '');
-    await assert.rejects(writeFileAtomic(dir, 'target.dir', 'new'), StoreUnavailableError);
+    const identity = await ensurePrivateDir(dir, { create: false, others: 'refuse', what: 'test' });
+    await assert.rejects(writeFileAtomic(identity, 'target.dir', 'new'), StoreUnavailableError);
     assert.deepEqual(readdirSync(dir).sort(), ['target', 'target.dir']);
     assert.equal(readFileSync(join(dir, 'target'), 'utf8'), 'old');
   });
@@ -185,7 +188,7 @@ describe('FileStore refuses unsafe paths', { skip: !posix && 'POSIX owners and m
       await assert.rejects(new FileStore(dir).getPassword('tokend', 'a'), (err: unknown) => {
         assert.ok(err instanceof UnsafePathError);
         assert.ok(err.message.includes(dir));
-        assert.equal(err.hint, `chmod 700 ${dir}`);
+        assert.equal(err.hint, `run \`chmod 700 ${dir}\``);
         return true;
       });
       assert.deepEqual(readdirSync(dir), [], 'nothing written');
@@ -277,7 +280,7 @@ describe('FileStore with a passphrase', () => {
     assert.deepEqual(Object.keys(doc).sort(), ['ciphertext', 'encryption', 'version']);
     assert.equal(doc.encryption.kdf, 'scrypt');
     assert.equal(doc.encryption.cipher, 'aes-256-gcm');
-    assert.deepEqual([doc.encryption.N, doc.encryption.r, doc.encryption.p], [2 ** 15, 8, 1]);
+    assert.deepEqual([doc.encryption.N, doc.encryption.r, doc.encryption.p], [2 ** 17, 8, 1]);
     assert.equal(Buffer.from(doc.encryption.salt, 'base64').length, 16);
     assert.equal(Buffer.from(doc.encryption.iv, 'base64').length, 12);
     assert.equal(Buffer.from(doc.encryption.tag, 'base64').length, 16);
@@ -385,5 +388,78 @@ describe('FileStore with a passphrase', () => {
 
   test('an empty passphrase is a configuration error', () => {
     assert.throws(() => new FileStore(freshDir(), { passphrase: '' }), ConfigError);
+  });
+});
+
+describe('FileStore against hostile files and crashes', () => {
+  const passphrase = 'correct horse battery staple';
+
+  test('regression: KDF parameters from the header — only the sets tokend writes are accepted, fast', async () => {
+    const dir = freshDir();
+    await new FileStore(dir, { passphrase }).setPassword('tokend', 'a', 'x');
+    const path = join(dir, 'secrets.json');
+    const doc = JSON.parse(readFileSync(path, 'utf8')) as { encryption: Record<string, unknown> };
+    const huge = JSON.stringify({ ...doc, encryption: { ...doc.encryption, N: 2 ** 20, r: 32, p: 16 } });
+    writeFileSync(path, huge, { mode: 0o600 });
+    const started = Date.now();
+    await assert.rejects(new FileStore(dir, { passphrase }).getPassword('tokend', 'a'), /scrypt parameters tokend never writes/);
+    assert.ok(Date.now() - started < 1_000, 'refused before deriving anything');
+  });
+
+  test('a file written with the old KDF parameters is read, then re-encrypted with the current ones', async () => {
+    const dir = freshDir();
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const path = join(dir, 'secrets.json');
+    // Written as an older tokend did: N = 2^15.
+    const { scryptSync, createCipheriv, randomBytes } = await import('node:crypto');
+    const salt = randomBytes(16);
+    const key = scryptSync(passphrase, salt, 32, { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 });
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: 16 });
+    cipher.setAAD(Buffer.from('tokend secrets file v1'));
+    const ciphertext = Buffer.concat([cipher.update(JSON.stringify({ entries: { tokend: { a: 'old-secret' } } })), cipher.final()]);
+    const header = { kdf: 'scrypt', salt: salt.toString('base64'), N: 2 ** 15, r: 8, p: 1, cipher: 'aes-256-gcm', iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64') };
+    writeFileSync(path, JSON.stringify({ version: 1, encryption: header, ciphertext: ciphertext.toString('base64') }), { mode: 0o600 });
+    const legacy = new FileStore(dir, { passphrase });
+    assert.equal(await legacy.getPassword('tokend', 'a'), 'old-secret');
+    await legacy.setPassword('tokend', 'b', 'y');
+    const after = JSON.parse(readFileSync(path, 'utf8')) as { encryption: { N: number; salt: string } };
+    assert.equal(after.encryption.N, 2 ** 17);
+    assert.notEqual(after.encryption.salt, header.salt);
+    assert.equal(await new FileStore(dir, { passphrase }).getPassword('tokend', 'a'), 'old-secret');
+  });
+
+  test('regression: a FIFO in place of the file is refused at once instead of blocking the open', async () => {
+    const dir = freshDir();
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('mkfifo', ['-m', '600', join(dir, 'secrets.json')]);
+    await assert.rejects(new FileStore(dir).open(), (error: unknown) => error instanceof UnsafePathError && /not a regular file/.test(error.message));
+  });
+
+  test('regression: temp files left by a crash — the newest complete one newer than the file wins; the rest are deleted', async () => {
+    const dir = freshDir();
+    const store = new FileStore(dir, { passphrase });
+    await store.setPassword('tokend', 'a', 'generation-1');
+    const path = join(dir, 'secrets.json');
+    const gen1 = readFileSync(path);
+    await store.setPassword('tokend', 'a', 'generation-2');
+    const gen2 = readFileSync(path);
+    await store.setPassword('tokend', 'a', 'generation-3');
+    const gen3 = readFileSync(path);
+    // The file is at generation 2; a crash left generation 3 and an old generation 1 as temp files,
+    // and one cut off in mid-write.
+    writeFileSync(path, gen2, { mode: 0o600 });
+    writeFileSync(join(dir, '.secrets.json.aaaaaaaaaaaa.tmp'), gen3, { mode: 0o600 });
+    writeFileSync(join(dir, '.secrets.json.bbbbbbbbbbbb.tmp'), gen1, { mode: 0o600 });
+    writeFileSync(join(dir, '.secrets.json.cccccccccccc.tmp'), gen3.subarray(0, gen3.length / 2), { mode: 0o600 });
+    const reopened = new FileStore(dir, { passphrase });
+    assert.equal(await reopened.getPassword('tokend', 'a'), 'generation-3');
+    assert.deepEqual(readdirSync(dir), ['secrets.json']);
+
+    // Only stale ones: the file stays, the leftovers go.
+    writeFileSync(join(dir, '.secrets.json.dddddddddddd.tmp'), gen1, { mode: 0o600 });
+    assert.equal(await new FileStore(dir, { passphrase }).getPassword('tokend', 'a'), 'generation-3');
+    assert.deepEqual(readdirSync(dir), ['secrets.json']);
   });
 });

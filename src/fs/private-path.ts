@@ -1,0 +1,244 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, fstatSync, openSync, readFileSync, type Stats } from 'node:fs';
+import { chmod, lstat, mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { StoreUnavailableError, UnsafePathError } from '../errors.js';
+
+/**
+ * Owner-only directories and files: the config directory, the file store, the socket directory.
+ * Nothing here follows a symbolic link, blocks on a FIFO, or trusts a file another user could have
+ * written; a directory is re-verified (same device and inode) before each write into it, so a
+ * directory swapped for a symlink after start is noticed.
+ */
+
+/** Which directory a path named when it was checked. */
+export interface DirIdentity {
+  path: string;
+  dev: number;
+  ino: number;
+}
+
+export interface PrivateDirOptions {
+  /** Create it (0700, and missing parents 0700) when absent; otherwise a missing directory is an error. */
+  create: boolean;
+  /** Tighten a directory of ours that others may read or enter to 0700 (default), or refuse it. */
+  others: 'tighten' | 'refuse';
+  /** For messages: `configuration`, `socket`. */
+  what: string;
+}
+
+const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
+const O_NONBLOCK = constants.O_NONBLOCK ?? 0;
+const O_DIRECTORY = constants.O_DIRECTORY ?? 0;
+
+export function myUid(): number | undefined {
+  return process.getuid?.();
+}
+
+/** Makes sure `dir` is a real directory of ours that nobody else can write; returns its identity. */
+export async function ensurePrivateDir(dir: string, options: PrivateDirOptions): Promise<DirIdentity> {
+  let info = await lstatOrUndefined(dir);
+  if (info === undefined) {
+    if (!options.create) {
+      throw new UnsafePathError(`the ${options.what} directory ${dir} does not exist`, { hint: 'start the daemon with `tokend serve`' });
+    }
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new StoreUnavailableError(`could not create the directory ${dir} (${errnoCode(err) ?? 'unknown error'})`, {
+        hint: `check that ${dirname(dir)} exists and is writable by you`,
+      });
+    }
+    info = await lstat(dir);
+  }
+  if (info.isSymbolicLink()) {
+    throw new UnsafePathError(`the ${options.what} directory ${dir} is a symbolic link; tokend only uses a real directory there`, {
+      hint: `remove the link (rm ${shellQuote(dir)}) or point tokend at the directory itself`,
+    });
+  }
+  if (!info.isDirectory()) {
+    throw new UnsafePathError(`${dir} is not a directory`, { hint: `remove it (rm ${shellQuote(dir)}) or choose another ${options.what} directory` });
+  }
+  checkOwner(info, dir);
+  const mode = info.mode & 0o777;
+  if ((mode & 0o022) !== 0) {
+    throw new UnsafePathError(`the ${options.what} directory ${dir} is writable by other users (mode ${octal(mode)})`, {
+      hint: `run \`chmod 700 ${shellQuote(dir)}\``,
+    });
+  }
+  if ((mode & 0o077) !== 0) {
+    if (options.others === 'refuse') {
+      throw new UnsafePathError(`the ${options.what} directory ${dir} can be read by other users (mode ${octal(mode)})`, {
+        hint: `run \`chmod 700 ${shellQuote(dir)}\``,
+      });
+    }
+    await chmod(dir, 0o700);
+  }
+  return { path: dir, dev: info.dev, ino: info.ino };
+}
+
+/** Throws when `identity.path` no longer names the directory that was checked. */
+export async function assertSameDir(identity: DirIdentity): Promise<void> {
+  const info = await lstatOrUndefined(identity.path);
+  if (info === undefined || info.isSymbolicLink() || !info.isDirectory() || info.dev !== identity.dev || info.ino !== identity.ino) {
+    throw new UnsafePathError(`the directory ${identity.path} was replaced while tokend was running; nothing was written`, {
+      hint: `check who changed it (ls -ld ${shellQuote(identity.path)}), then restart tokend`,
+    });
+  }
+  checkOwner(info, identity.path);
+}
+
+export interface ReadOptions {
+  /** `secret`: exactly 0600. `config`: not writable by group or others. */
+  kind: 'secret' | 'config';
+}
+
+/**
+ * The bytes of a file of ours, or undefined when it does not exist. Opened without following a link
+ * and without blocking (a FIFO planted in its place answers at once), checked on the open descriptor.
+ */
+export async function readPrivateFile(path: string, options: ReadOptions): Promise<Buffer | undefined> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, constants.O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') {
+      throw new UnsafePathError(`${path} is a symbolic link; tokend only reads a regular file there`, {
+        hint: `replace it with the file itself, or remove it: rm ${shellQuote(path)}`,
+      });
+    }
+    throw new StoreUnavailableError(`could not open ${path} (${code ?? 'unknown error'})`, { hint: 'check that the file is readable by you' });
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw new UnsafePathError(`${path} is not a regular file`, { hint: `remove it: rm ${shellQuote(path)}` });
+    checkOwner(info, path);
+    checkFileMode(info, path, options.kind);
+    return await handle.readFile();
+  } catch (err) {
+    if (err instanceof UnsafePathError) throw err;
+    throw new StoreUnavailableError(`could not read ${path} (${errnoCode(err) ?? 'unknown error'})`);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** readPrivateFile for start-up code that cannot wait (configuration is read before anything runs). */
+export function readPrivateFileSync(path: string, options: ReadOptions): Buffer | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') {
+      throw new UnsafePathError(`${path} is a symbolic link; tokend only reads a regular file there`, {
+        hint: `replace it with the file itself, or remove it: rm ${shellQuote(path)}`,
+      });
+    }
+    throw new StoreUnavailableError(`could not open ${path} (${code ?? 'unknown error'})`, { hint: 'check that the file is readable by you' });
+  }
+  try {
+    const info = fstatSync(fd);
+    if (!info.isFile()) throw new UnsafePathError(`${path} is not a regular file`, { hint: `remove it: rm ${shellQuote(path)}` });
+    checkOwner(info, path);
+    checkFileMode(info, path, options.kind);
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The temporary files writeFileAtomic creates for `name`, so a reader can find what a crash left. */
+export function isTempFileOf(name: string, candidate: string): boolean {
+  return candidate.startsWith(`.${name}.`) && candidate.endsWith('.tmp');
+}
+
+/**
+ * Replaces `dir/name` atomically: a new 0600 temp file in the same directory (O_EXCL), written and
+ * fsynced, renamed over the target, then the directory fsynced. A crash leaves the old file or the
+ * new one, never half of either (and possibly a complete temp file, which readers may recover).
+ */
+export async function writeFileAtomic(dir: DirIdentity, name: string, data: string | Buffer, mode = 0o600): Promise<void> {
+  await assertSameDir(dir);
+  const target = join(dir.path, name);
+  const temp = join(dir.path, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
+  let handle: FileHandle | undefined;
+  let renamed = false;
+  try {
+    handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | O_NOFOLLOW, mode);
+    await handle.chmod(mode); // the umask may have removed bits from `mode`
+    await handle.writeFile(data);
+    await handle.sync();
+    await handle.close();
+    handle = undefined;
+    await rename(temp, target);
+    renamed = true;
+    await fsyncDir(dir.path);
+  } catch (err) {
+    throw new StoreUnavailableError(`could not write ${target} (${errnoCode(err) ?? 'unknown error'})`, {
+      hint: 'check free disk space and that the directory is writable by you',
+    });
+  } finally {
+    await handle?.close().catch(() => undefined);
+    if (!renamed) await rm(temp, { force: true }).catch(() => undefined);
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  const handle = await open(dir, constants.O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export function checkOwner(info: Pick<Stats, 'uid'>, path: string): void {
+  const uid = myUid();
+  if (uid === undefined) return; // Windows: no POSIX owner or mode
+  if (info.uid !== uid) {
+    throw new UnsafePathError(`${path} is owned by uid ${info.uid}, not by you (uid ${uid}); tokend refuses to use it`, {
+      hint: `make it yours (chown ${uid} ${shellQuote(path)}) or choose another path`,
+    });
+  }
+}
+
+function checkFileMode(info: Pick<Stats, 'mode'>, path: string, kind: ReadOptions['kind']): void {
+  if (myUid() === undefined) return;
+  const mode = info.mode & 0o777;
+  if (kind === 'secret' && mode !== 0o600) {
+    throw new UnsafePathError(`${path} has mode ${octal(mode)}; a secrets file must be 0600`, { hint: `chmod 600 ${shellQuote(path)}` });
+  }
+  if (kind === 'config' && (mode & 0o022) !== 0) {
+    throw new UnsafePathError(`${path} is writable by other users (mode ${octal(mode)}); tokend refuses to read it`, {
+      hint: `chmod 600 ${shellQuote(path)}`,
+    });
+  }
+}
+
+async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(path);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return undefined;
+    throw new StoreUnavailableError(`could not look at ${path} (${errnoCode(err) ?? 'unknown error'})`);
+  }
+}
+
+export function errnoCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+export function octal(mode: number): string {
+  return `0${mode.toString(8).padStart(3, '0')}`;
+}
+
+/** Quotes a path for a hint the user may paste into a shell. */
+export function shellQuote(value: string): string {
+  return /^[\w@%+=:,./~-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
+}

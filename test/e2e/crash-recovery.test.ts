@@ -1,0 +1,94 @@
+/**
+ * A real crash in the middle of a store write: the daemon's fsync is held by strace (fault injection
+ * on the syscall), the daemon is killed with SIGKILL while the new file exists only as a temp file,
+ * and the upstream has already rotated the refresh token. The next start must lose nothing.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { obtainRedirectUrl } from '../helpers/consent-driver.js';
+import { daemonDirs, runCli, startCli, startDaemonProcess } from '../helpers/daemon-process.js';
+import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
+import { requirements, skipUnless } from '../helpers/requirements.js';
+
+const AUTH_URL_LINE = /^ {2}(http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)$/m;
+
+let standin: StandinHandle;
+before(async () => {
+  standin = await startStandin({ rotateRefreshTokens: true });
+});
+after(async () => {
+  await standin.stop();
+});
+
+/** Delays every fsync of every thread of `pid` by `seconds`, until stopped. Resolves once attached. */
+async function holdFsyncs(pid: number, seconds: number) {
+  const threads = readdirSync(`/proc/${pid}/task`).flatMap((tid) => ['-p', tid]);
+  const tracer = spawn('strace', ['-e', 'trace=fsync', '-e', `inject=fsync:delay_enter=${seconds * 1_000_000}`, ...threads], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let attached = 0;
+  await new Promise<void>((resolve, reject) => {
+    tracer.stderr.on('data', (chunk: Buffer) => {
+      attached += (chunk.toString().match(/attached/g) ?? []).length;
+      if (attached >= threads.length / 2) resolve();
+    });
+    tracer.once('exit', (code) => reject(new Error(`strace exited with ${code}`)));
+  });
+  return { stop: () => tracer.kill('SIGKILL') };
+}
+
+const tempFiles = (dir: string) => readdirSync(dir).filter((name) => name.startsWith('.secrets.json.') && name.endsWith('.tmp'));
+
+describe('crash during a store write', { skip: skipUnless(requirements.strace) }, () => {
+  test('regression: kill -9 while a rotated refresh token is only in the temp file — the restart recovers it', async () => {
+    const dirs = daemonDirs();
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      TOKEND_SOCKET: dirs.socket,
+      TOKEND_CONFIG_DIR: dirs.configDir,
+      TOKEND_STORE: 'file',
+      TOKEND_FILE_PASSPHRASE: 'correct horse battery staple',
+      BROWSER: 'false',
+    };
+    const clientFile = standin.writeClientSecrets(dirs.root);
+    const first = await startDaemonProcess({ name: 'crash-1', env, socket: dirs.socket });
+    const login = startCli(['login', '--client-secrets', clientFile, '--scopes', 'bigquery,cloud-platform', '--no-browser'], env);
+    const [, authUrl] = await login.waitForStderr(AUTH_URL_LINE);
+    login.writeStdin(`${await obtainRedirectUrl(authUrl!)}\n`);
+    assert.equal((await login.result).code, 0);
+
+    const tracer = await holdFsyncs(first.child.pid!, 30);
+    try {
+      const rotationsBefore = standin.stats.refreshGrants;
+      // This refresh rotates the refresh token upstream; storing the new one hangs in fsync.
+      const pending = runCli(['token', '--scopes', 'bigquery'], env, undefined, 60_000).catch(() => undefined);
+      const deadline = Date.now() + 15_000;
+      while ((standin.stats.refreshGrants === rotationsBefore || !tempFiles(dirs.configDir).some((name) => statSync(join(dirs.configDir, name)).size > 0)) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.ok(tempFiles(dirs.configDir).length > 0, 'the write is held in fsync with its temp file complete');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      first.child.kill('SIGKILL');
+      await first.exited;
+      void pending;
+    } finally {
+      tracer.stop();
+    }
+
+    const second = await startDaemonProcess({ name: 'crash-2', env, socket: dirs.socket });
+    try {
+      assert.match(second.log(), /"event":"store_recovered"/);
+      assert.deepEqual(tempFiles(dirs.configDir), [], 'no temp file is left behind');
+      // A new scope set goes upstream with the recovered (rotated) refresh token.
+      const token = await runCli(['token', '--scopes', 'cloud-platform'], env);
+      assert.equal(token.code, 0, token.stderr);
+      const status = JSON.parse((await runCli(['status', '--json'], env)).stdout);
+      assert.equal(status.accounts[0].health.state, 'ok');
+    } finally {
+      await second.stop();
+    }
+  });
+});
