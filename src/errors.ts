@@ -80,6 +80,7 @@ export class ConsentRequiredError extends define('consent_required', 403, ExitCo
 // Upstream (the OAuth server)
 export class UpstreamUnavailableError extends define('upstream_unavailable', 503, ExitCode.upstream) {}
 export class UpstreamRejectedError extends define('upstream_rejected', 502, ExitCode.upstream) {}
+export class UpstreamThrottledError extends define('upstream_throttled', 429, ExitCode.upstream) {}
 
 // Consent flow
 export class InvalidClientSecretsError extends define('invalid_client_secrets', 400, ExitCode.usage) {}
@@ -113,6 +114,7 @@ export const errorClasses = [
   ConsentRequiredError,
   UpstreamUnavailableError,
   UpstreamRejectedError,
+  UpstreamThrottledError,
   InvalidClientSecretsError,
   LoginFailedError,
   LoginTimeoutError,

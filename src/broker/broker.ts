@@ -8,16 +8,19 @@ import {
   NotLoggedInError,
   ScopeNotGrantedError,
   UpstreamRejectedError,
+  UpstreamThrottledError,
   UpstreamUnavailableError,
 } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ClientConfig } from '../oauth/client-config.js';
+import { RetryableError } from '../oauth/retry.js';
 import { GrantInvalidError, toUpstreamError, type OAuthEndpoint, type TokenGrant } from '../oauth/token-endpoint.js';
 import type { Secret } from '../secret.js';
 import { Account } from './account.js';
 import type { AccountRegistry } from './accounts.js';
 import { ScopeSet } from './scopes.js';
 import { SingleFlight } from './single-flight.js';
+import { defaultUpstreamBudgetPolicy, UpstreamBudget, type UpstreamBudgetPolicy } from './upstream-budget.js';
 import { cacheKey, remainingSeconds, TokenCache, type CachedToken } from './token-cache.js';
 
 export interface FreshnessPolicy {
@@ -35,6 +38,8 @@ export interface FreshnessPolicy {
   backgroundRetryMs: number;
   backgroundRetryMaxMs: number;
   maxCachedTokens: number;
+  /** Distinct scope sets cached per account; beyond it the least recently used is dropped. */
+  maxScopeSetsPerAccount: number;
 }
 
 export const defaultFreshnessPolicy: FreshnessPolicy = {
@@ -47,6 +52,7 @@ export const defaultFreshnessPolicy: FreshnessPolicy = {
   backgroundRetryMs: 15_000,
   backgroundRetryMaxMs: 5 * 60_000,
   maxCachedTokens: 256,
+  maxScopeSetsPerAccount: 32,
 };
 
 export interface CallerInfo {
@@ -79,6 +85,7 @@ export interface BrokerDeps {
   clock: Clock;
   logger: Logger;
   policy?: Partial<FreshnessPolicy>;
+  upstreamBudget?: Partial<UpstreamBudgetPolicy>;
 }
 
 interface RefreshFailure {
@@ -109,6 +116,9 @@ export class Broker {
   private readonly failures = new Map<string, RefreshFailure>();
   private readonly timers = new Map<string, TimerHandle>();
   private readonly background = new Set<Promise<unknown>>();
+  /** By email; kept across re-consents, so logging in again does not reset a runaway caller's budget. */
+  private readonly budgets = new Map<string, UpstreamBudget>();
+  private readonly budgetPolicy: UpstreamBudgetPolicy;
   private stopped = false;
 
   constructor(deps: BrokerDeps) {
@@ -117,7 +127,8 @@ export class Broker {
     this.clock = deps.clock;
     this.logger = deps.logger;
     this.policy = { ...defaultFreshnessPolicy, ...deps.policy };
-    this.cache = new TokenCache(this.policy.maxCachedTokens);
+    this.budgetPolicy = { ...defaultUpstreamBudgetPolicy, ...deps.upstreamBudget };
+    this.cache = new TokenCache(this.policy.maxCachedTokens, this.policy.maxScopeSetsPerAccount, (key) => this.forgetKey(key));
   }
 
   get registry(): AccountRegistry {
@@ -407,13 +418,17 @@ export class Broker {
     if (account.removed) throw new AccountChangedError();
     this.assertHealthy(account);
     const generation = account.generation;
+    const budget = this.budgetFor(account.email);
+    budget.admit();
     const startedAt = this.clock.now();
     let grant: TokenGrant | undefined;
     try {
       // In the exact strings the server granted them (Google's reference: send nothing else).
       const asGranted = scopes.scopes.map((scope) => account.granted.spelling(scope));
       grant = await this.upstream.refresh(account.client, account.refreshToken, asGranted);
+      budget.succeeded();
     } catch (error) {
+      if (error instanceof RetryableError) budget.failed(error.reason, error.retryAfterMs);
       if (error instanceof GrantInvalidError && generation === account.generation) {
         await this.markConsentRequired(account, error.reason);
         this.assertHealthy(account);
@@ -464,13 +479,24 @@ export class Broker {
   }
 
   private forgetAccount(email: string): void {
-    for (const token of this.cache.forAccount(email)) {
-      const key = cacheKey(email, token.scopes);
-      this.timers.get(key)?.cancel();
-      this.timers.delete(key);
-      this.failures.delete(key);
-    }
+    for (const token of this.cache.forAccount(email)) this.forgetKey(cacheKey(email, token.scopes));
     this.cache.deleteAccount(email);
+  }
+
+  /** An entry dropped from the cache is no longer kept fresh. */
+  private forgetKey(key: string): void {
+    this.timers.get(key)?.cancel();
+    this.timers.delete(key);
+    this.failures.delete(key);
+  }
+
+  private budgetFor(email: string): UpstreamBudget {
+    let budget = this.budgets.get(email);
+    if (budget === undefined) {
+      budget = new UpstreamBudget(email, this.budgetPolicy, this.clock);
+      this.budgets.set(email, budget);
+    }
+    return budget;
   }
 
   private scheduleBackgroundRefresh(key: string, token: CachedToken): void {
@@ -538,8 +564,9 @@ class AccountChangedError extends NotLoggedInError {
   }
 }
 
+/** Failures that say "not now" rather than "never": callers holding a cached token get it. */
 function isUpstreamOutage(error: unknown): boolean {
-  return error instanceof UpstreamUnavailableError;
+  return error instanceof UpstreamUnavailableError || error instanceof UpstreamThrottledError;
 }
 
 function withHint(error: TokendError, hint: string): TokendError {

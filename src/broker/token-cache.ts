@@ -19,13 +19,19 @@ export function remainingSeconds(token: CachedToken, now: number): number {
 }
 
 /**
- * Access tokens by (account, scope set). Bounded: beyond `maxEntries` the least recently used entry is
- * dropped, so a caller cycling through scope combinations cannot grow the daemon without limit.
+ * Access tokens by (account, scope set). Bounded twice: beyond `maxPerAccount` entries of one account,
+ * or `maxEntries` in all, the least recently used entry is dropped (and `onEvict` told, so nothing
+ * keeps it fresh): a caller cycling through scope combinations cannot grow the daemon, nor keep it
+ * refreshing sets nobody uses.
  */
 export class TokenCache {
   private readonly entries = new Map<string, CachedToken>();
 
-  constructor(private readonly maxEntries = 256) {}
+  constructor(
+    private readonly maxEntries = 256,
+    private readonly maxPerAccount = 32,
+    private readonly onEvict: (key: string) => void = () => undefined,
+  ) {}
 
   get(key: string): CachedToken | undefined {
     return this.entries.get(key);
@@ -37,6 +43,9 @@ export class TokenCache {
     if (current !== undefined && current.expiresAt > token.expiresAt) return current;
     if (current !== undefined) token.lastUsedAt = Math.max(token.lastUsedAt, current.lastUsedAt);
     this.entries.set(key, token);
+    if (current === undefined && this.forAccount(token.accountEmail).length > this.maxPerAccount) {
+      this.evictLeastRecentlyUsed(token.accountEmail);
+    }
     if (this.entries.size > this.maxEntries) this.evictLeastRecentlyUsed();
     return token;
   }
@@ -65,15 +74,18 @@ export class TokenCache {
     return this.entries.size;
   }
 
-  private evictLeastRecentlyUsed(): void {
+  private evictLeastRecentlyUsed(accountEmail?: string): void {
     let oldestKey: string | undefined;
     let oldest = Infinity;
     for (const [key, token] of this.entries) {
+      if (accountEmail !== undefined && token.accountEmail !== accountEmail) continue;
       if (token.lastUsedAt < oldest) {
         oldest = token.lastUsedAt;
         oldestKey = key;
       }
     }
-    if (oldestKey !== undefined) this.entries.delete(oldestKey);
+    if (oldestKey === undefined) return;
+    this.entries.delete(oldestKey);
+    this.onEvict(oldestKey);
   }
 }

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { withoutSecrets } from '../config/config.js';
 
 export interface OpenResult {
   opened: boolean;
@@ -22,7 +23,7 @@ export function openBrowser(url: string, env: Readonly<Record<string, string | u
         ? ['open', [url], 'open']
         : ['xdg-open', [url], 'xdg-open'];
   return new Promise((resolve) => {
-    const child = spawn(command, args, { stdio: 'ignore', detached: true, env: { ...env } });
+    const child = spawn(command, args, { stdio: 'ignore', detached: true, env: withoutSecrets(env) });
     child.once('error', () => resolve({ opened: false, how: `${how} could not be started` }));
     child.once('spawn', () => {
       child.unref();

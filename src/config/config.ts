@@ -31,6 +31,16 @@ export interface Config {
   readonly filePassphrase: string | undefined;
 }
 
+/** Environment variables that carry secrets: read once here, and never passed on to a child process. */
+export const SECRET_ENVIRONMENT = ['TOKEND_FILE_PASSPHRASE'] as const;
+
+/** `env` without tokend's secrets, for the processes tokend starts (the browser opener). */
+export function withoutSecrets(env: Env): Record<string, string | undefined> {
+  const copy = { ...env };
+  for (const name of SECRET_ENVIRONMENT) delete copy[name];
+  return copy;
+}
+
 export type Flags = Partial<Pick<Settings, 'socket' | 'store' | 'metadataPort'>>;
 
 type Validator<T> = (value: unknown, where: string) => T;

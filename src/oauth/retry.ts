@@ -12,13 +12,25 @@ export const defaultRetryPolicy: RetryPolicy = { attempts: 3, baseDelayMs: 250, 
 
 /** Thrown by an attempt to say "this failure is worth another try". */
 export class RetryableError extends Error {
+  /** From the server's Retry-After header, when it sent one. */
+  readonly retryAfterMs: number | undefined;
+
   constructor(
     readonly reason: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterMs?: number },
   ) {
-    super(reason, options);
+    super(reason, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'RetryableError';
+    this.retryAfterMs = options?.retryAfterMs;
   }
+}
+
+/** Retry-After as seconds or an HTTP date (RFC 9110 §10.2.3) → milliseconds from `now`. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (value === null || value.trim() === '') return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 /**
@@ -36,8 +48,10 @@ export async function withRetries<T>(
       return await attempt(n);
     } catch (error) {
       if (!(error instanceof RetryableError) || n >= policy.attempts || signal?.aborted) throw error;
+      // A server that says how long to wait is not asked again sooner; a long wait is the caller's.
+      if (error.retryAfterMs !== undefined && error.retryAfterMs > policy.maxDelayMs) throw error;
       const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (n - 1));
-      await delay(Math.floor(random() * ceiling), signal);
+      await delay(Math.max(error.retryAfterMs ?? 0, Math.floor(random() * ceiling)), signal);
     }
   }
 }

@@ -1,7 +1,7 @@
 import { UpstreamRejectedError, UpstreamUnavailableError } from '../errors.js';
 import { Secret } from '../secret.js';
 import type { ClientConfig } from './client-config.js';
-import { defaultRetryPolicy, RetryableError, withRetries, type RetryPolicy } from './retry.js';
+import { defaultRetryPolicy, parseRetryAfter, RetryableError, withRetries, type RetryPolicy } from './retry.js';
 
 /** What a successful token-endpoint answer gives tokend. Secrets stay wrapped. */
 export interface TokenGrant {
@@ -140,7 +140,7 @@ export class TokenEndpoint implements OAuthEndpoint {
         if (response.ok) return;
         // Revoking an already-dead token is the outcome we wanted.
         if (response.status === 400 && safeErrorCode(body.error) === 'invalid_token') return;
-        throw this.failure(response.status, body, host);
+        throw this.failure(response, host);
       },
       signal,
     );
@@ -155,7 +155,7 @@ export class TokenEndpoint implements OAuthEndpoint {
         retry,
         async () => {
           const response = await this.post(client.tokenUri, client, params, bounded);
-          if (!response.ok) throw this.failure(response.status, response.body, host);
+          if (!response.ok) throw this.failure(response, host);
           return parseGrant(response.body, host);
         },
         bounded,
@@ -168,9 +168,11 @@ export class TokenEndpoint implements OAuthEndpoint {
     }
   }
 
-  private failure(status: number, body: Record<string, unknown>, host: string): Error {
+  private failure(response: { status: number; body: Record<string, unknown>; retryAfter: string | null }, host: string): Error {
+    const { status, body } = response;
     if (status >= 500 || status === 429 || status === 408) {
-      return new RetryableError(`the OAuth server at ${host} answered HTTP ${status}`);
+      const retryAfterMs = parseRetryAfter(response.retryAfter);
+      return new RetryableError(`the OAuth server at ${host} answered HTTP ${status}`, retryAfterMs === undefined ? {} : { retryAfterMs });
     }
     const code = safeErrorCode(body.error);
     if (code === 'invalid_grant') {
@@ -196,7 +198,7 @@ export class TokenEndpoint implements OAuthEndpoint {
     client: ClientConfig,
     params: Record<string, string>,
     signal?: AbortSignal,
-  ): Promise<{ ok: boolean; status: number; body: Record<string, unknown> }> {
+  ): Promise<{ ok: boolean; status: number; body: Record<string, unknown>; retryAfter: string | null }> {
     const body = new URLSearchParams({
       ...params,
       client_id: client.clientId,
@@ -211,7 +213,12 @@ export class TokenEndpoint implements OAuthEndpoint {
         redirect: 'error',
         signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]),
       });
-      return { ok: response.ok, status: response.status, body: parseJsonObject(await response.text()) };
+      return {
+        ok: response.ok,
+        status: response.status,
+        body: parseJsonObject(await response.text()),
+        retryAfter: response.headers.get('retry-after'),
+      };
     } catch (error) {
       if (signal?.aborted) throw error;
       const what = timeout.aborted ? `did not answer within ${this.timeoutMs} ms` : 'could not be reached';

@@ -4,7 +4,7 @@
  * does it in Chromium.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, mkdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -70,6 +70,38 @@ function getOverSocket(socket: string, path: string, headers: Record<string, str
 const tokenPath = (scopes: string) => `/computeMetadata/v1/instance/service-accounts/default/token?scopes=${encodeURIComponent(scopes)}`;
 
 describe('daemon process', () => {
+  test('regression: the browser opener gets the environment without TOKEND_FILE_PASSPHRASE', async () => {
+    const dirs = daemonDirs();
+    const seen = join(dirs.root, 'browser-env.txt');
+    const setup = await startDaemon('browser-env', { BROWSER: `env > ${seen}; :` }, dirs);
+    const cli = startCli(['login', '--client-secrets', setup.clientFile, '--scopes', 'bigquery'], setup.env);
+    try {
+      await cli.waitForStderr(/Waiting for consent/);
+      const deadline = Date.now() + 5_000;
+      while (!existsSync(seen) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const env = readFileSync(seen, 'utf8');
+      assert.match(env, /^TOKEND_SOCKET=/m, 'the opener got the environment');
+      assert.doesNotMatch(env, /TOKEND_FILE_PASSPHRASE/);
+      assert.doesNotMatch(env, /correct horse battery staple/);
+    } finally {
+      cli.child.kill('SIGINT');
+      await cli.result.catch(() => undefined);
+      await setup.daemon.stop();
+    }
+  });
+
+  test('regression: core dumps are disabled for the daemon (they would hold the refresh tokens)', async () => {
+    const setup = await startDaemon('core-dumps', { TOKEND_STORE: 'memory' });
+    try {
+      const limits = readFileSync(`/proc/${setup.daemon.child.pid}/limits`, 'utf8');
+      assert.match(limits, /^Max core file size\s+0\s+0\s/m);
+      assert.match(setup.daemon.log(), /"event":"core_dumps_disabled"/);
+    } finally {
+      await setup.daemon.stop();
+    }
+  });
+
   test('socket directory 0700, socket 0600; a second daemon refuses; a stale socket is replaced', async () => {
     const setup = await startDaemon('modes');
     assert.equal(statSync(join(setup.dirs.root, 'run')).mode & 0o777, 0o700);

@@ -22,6 +22,8 @@ export class FakeUpstream implements OAuthEndpoint {
   answerScope: string | undefined;
   /** Resolves pending refreshes only when released, to hold many callers in flight at once. */
   gate: Promise<void> | undefined;
+  /** Sent as Retry-After with 'unavailable' answers. */
+  retryAfterMs: number | undefined;
   /** The same for revocations. */
   revokeGate: Promise<void> | undefined;
   private counter = 0;
@@ -31,7 +33,9 @@ export class FakeUpstream implements OAuthEndpoint {
     await tick();
     if (this.gate !== undefined) await this.gate;
     const fault = this.down ? 'unavailable' : this.faults.shift();
-    if (fault === 'unavailable') throw new RetryableError('the OAuth server at fake answered HTTP 503');
+    if (fault === 'unavailable') {
+      throw new RetryableError('the OAuth server at fake answered HTTP 503', this.retryAfterMs === undefined ? {} : { retryAfterMs: this.retryAfterMs });
+    }
     if (fault === 'invalid_grant') throw new GrantInvalidError(undefined);
     if (fault === 'invalid_rapt') throw new GrantInvalidError('invalid_rapt');
     this.counter++;

@@ -50,7 +50,7 @@ export interface StandinOptions {
  * connection without answering.
  */
 export type TokenFault =
-  | { status: number }
+  | { status: number; retryAfterSeconds?: number }
   | { delayMs: number }
   | { reset: true }
   | { invalidGrant: true; subtype?: string }
@@ -378,6 +378,7 @@ async function answerWithFault(ctx: KoaContext, fault: TokenFault, form: URLSear
   ctx.set('Cache-Control', 'no-store');
   if ('status' in fault) {
     ctx.status = fault.status;
+    if (fault.retryAfterSeconds !== undefined) ctx.set('Retry-After', String(fault.retryAfterSeconds));
     ctx.body = { error: 'temporarily_unavailable' };
   } else if ('invalidGrant' in fault) {
     ctx.status = 400;

@@ -5,7 +5,13 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { AccountRegistry } from '../../src/broker/accounts.js';
+import { Broker } from '../../src/broker/broker.js';
+import { LoginManager } from '../../src/broker/login.js';
+import { ScopeSet } from '../../src/broker/scopes.js';
 import { ManualClock } from '../../src/clock.js';
+import { silentLogger } from '../../src/log.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
 import { LoginFailedError, LoginTimeoutError } from '../../src/errors.js';
 import { parseClientSecrets } from '../../src/oauth/client-config.js';
 import { ConsentSession, type ConsentGrant } from '../../src/oauth/consent.js';
@@ -203,5 +209,25 @@ describe('consent session', () => {
     while (closed.some((c) => !c) && Date.now() < deadline) await settle();
     assert.deepEqual(closed.filter((c) => !c), [], 'no connection outlives the sign-in');
     for (const socket of sockets) socket.destroy();
+  });
+
+  test('regression: finished sign-ins do not count against the cap of 8, so a new login cannot cancel the only open one', async () => {
+    const accounts = new AccountRegistry(new MemoryStore(), silentLogger());
+    const clock = new ManualClock(Date.now());
+    const upstream = new TokenEndpoint({ timeoutMs: 5000 });
+    const broker = new Broker({ accounts, upstream, clock, logger: silentLogger() });
+    const logins = new LoginManager({ broker, upstream, clock, logger: silentLogger() });
+    const request = { clientSecrets: standin.clientSecretsJson(), scopes: ScopeSet.parse('bigquery') };
+    const started = [];
+    for (let i = 0; i < 8; i++) started.push(await logins.start(request));
+    // Seven are denied on the consent screen (finished, but kept a while so their result can be read).
+    for (const login of started.slice(1)) {
+      const state = new URL(login.authUrl).searchParams.get('state')!;
+      assert.equal((await get(`${login.redirectUri}?state=${encodeURIComponent(state)}&error=access_denied`)).status, 403);
+    }
+    const newer = await logins.start(request);
+    assert.equal(await logins.wait(started[0]!.id, 0), undefined, 'the only open sign-in is still open');
+    await logins.closeAll('test over');
+    assert.ok(newer.id);
   });
 });

@@ -8,6 +8,7 @@ import {
   ConsentRequiredError,
   NotLoggedInError,
   ScopeNotGrantedError,
+  UpstreamThrottledError,
   UpstreamUnavailableError,
 } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
@@ -429,5 +430,75 @@ describe('broker: the default account', () => {
     const again = new AccountRegistry(store, silentLogger());
     await again.load();
     assert.equal(again.defaultAccount(), undefined, 'bob is not promoted after a restart');
+  });
+});
+
+describe('broker: the upstream budget', () => {
+  // Twelve granted scopes give thousands of distinct subsets for a runaway caller to cycle through.
+  const MANY = Array.from({ length: 12 }, (_, i) => `https://www.googleapis.com/auth/scope-${i}`);
+  const subset = (n: number) => ScopeSet.of(MANY.filter((_, i) => ((n + 1) >> i) & 1));
+
+  async function manyScopes() {
+    const ctx = await setup();
+    await ctx.broker.adoptConsent({ email: EMAIL, refreshToken: new Secret('r'), granted: ScopeSet.of(MANY), client: fakeClient, clientFile: undefined });
+    ctx.upstream.refreshCalls.length = 0;
+    return ctx;
+  }
+
+  test('regression: a caller cycling through scope sets gets at most the burst, then a clear refusal', async () => {
+    const { broker, upstream, clock } = await manyScopes();
+    const results = [];
+    for (let n = 0; n < 3000; n++) {
+      results.push(await broker.getToken({ account: EMAIL, scopes: subset(n) }).then(() => 'ok', (error: unknown) => error));
+    }
+    assert.equal(upstream.refreshCalls.length, 30, 'the burst, and nothing more in the same instant');
+    const refused = results.filter((r) => r !== 'ok');
+    assert.equal(refused.length, 2970);
+    const first = refused[0] as UpstreamThrottledError;
+    assert.ok(first instanceof UpstreamThrottledError);
+    assert.match(first.message, /at most 30 times a minute per account/);
+    assert.match(first.hint ?? '', /reuse one set/);
+    clock.advance(60_000);
+    for (let n = 3000; n < 3040; n++) await broker.getToken({ account: EMAIL, scopes: subset(n) }).catch(() => undefined);
+    assert.equal(upstream.refreshCalls.length, 60, 'a minute later, one minute\'s worth more');
+  });
+
+  test('regression: after an outage the whole account pauses, not each scope set on its own', async () => {
+    const { broker, upstream, clock } = await manyScopes();
+    upstream.down = true;
+    for (let n = 0; n < 100; n++) await broker.getToken({ account: EMAIL, scopes: subset(n) }).catch(() => undefined);
+    assert.equal(upstream.refreshCalls.length, 1, '100 new sets during an outage: one upstream call');
+    await assert.rejects(broker.getToken({ account: EMAIL, scopes: subset(500) }), /holding off the OAuth server for alice@example\.com/);
+    upstream.down = false;
+    clock.advance(5_001);
+    await broker.getToken({ account: EMAIL, scopes: subset(501) });
+    assert.equal(upstream.refreshCalls.length, 2);
+  });
+
+  test('Retry-After from the server sets the pause', async () => {
+    const { broker, upstream, clock } = await manyScopes();
+    upstream.retryAfterMs = 60_000;
+    upstream.down = true;
+    await assert.rejects(broker.getToken({ account: EMAIL, scopes: subset(0) }));
+    upstream.down = false;
+    clock.advance(30_000);
+    await assert.rejects(broker.getToken({ account: EMAIL, scopes: subset(1) }), /for 30 s more/);
+    clock.advance(30_001);
+    await broker.getToken({ account: EMAIL, scopes: subset(2) });
+  });
+
+  test('at most 32 scope sets are cached per account; evicted ones are not kept fresh', async () => {
+    const { broker, upstream, clock } = await manyScopes();
+    for (let n = 0; n < 40; n++) {
+      await broker.getToken({ account: EMAIL, scopes: subset(n) }).catch(() => undefined);
+      clock.advance(2_000); // within the budget
+    }
+    const tokens = broker.status().accounts.find((a) => a.email === EMAIL)!.tokens;
+    assert.equal(tokens.length, 32);
+    assert.equal(tokens.filter((t) => t.backgroundRefresh).length, 32, 'only cached sets have a refresh timer');
+    const before = upstream.refreshCalls.length;
+    clock.advance(50 * 60_000); // past every background refresh
+    await broker.idle();
+    assert.ok(upstream.refreshCalls.length - before <= 32, 'evicted sets are not fetched again in the background');
   });
 });

@@ -1,7 +1,8 @@
-import { loadConfig, type Flags, type StoreSetting } from '../../config/config.js';
+import { loadConfig, SECRET_ENVIRONMENT, type Flags, type StoreSetting } from '../../config/config.js';
 import { ExitCode, UsageError } from '../../errors.js';
 import { createLogger } from '../../log.js';
 import { startDaemon } from '../../server/daemon.js';
+import { disableCoreDumps } from '../../server/process-hardening.js';
 import { parseFlags } from '../args.js';
 import type { Io } from '../io.js';
 
@@ -30,7 +31,10 @@ export async function run(argv: string[], io: Io): Promise<number> {
     flags.metadataPort = port;
   }
   const config = loadConfig(flags, io.env);
+  // The config holds it now; nothing this process starts (a worker, a child) inherits it.
+  for (const name of SECRET_ENVIRONMENT) delete process.env[name];
   const logger = createLogger({ level: config.settings.logLevel });
+  disableCoreDumps(logger);
   // A daemon keeps serving: a stray rejection is a bug to log, not a reason to drop every caller.
   process.on('unhandledRejection', (reason) => {
     logger.error({ event: 'unhandled_rejection', err: reason }, 'unhandled promise rejection');
