@@ -93,29 +93,17 @@ export interface ReadOptions {
   kind: 'secret' | 'config';
 }
 
-/**
- * The bytes of a file of ours, or undefined when it does not exist. Opened without following a link
- * and without blocking (a FIFO planted in its place answers at once), checked on the open descriptor.
- */
+/** The bytes of a file of ours, or undefined when it does not exist. */
 export async function readPrivateFile(path: string, options: ReadOptions): Promise<Buffer | undefined> {
   let handle: FileHandle;
   try {
-    handle = await open(path, constants.O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    handle = await open(path, READ_FLAGS);
   } catch (err) {
-    const code = errnoCode(err);
-    if (code === 'ENOENT') return undefined;
-    if (code === 'ELOOP') {
-      throw new UnsafePathError(`${path} is a symbolic link; tokend only reads a regular file there`, {
-        hint: `replace it with the file itself, or remove it: rm ${shellQuote(path)}`,
-      });
-    }
-    throw new StoreUnavailableError(`could not open ${path} (${code ?? 'unknown error'})`, { hint: 'check that the file is readable by you' });
+    if (errnoCode(err) === 'ENOENT') return undefined;
+    throw openFailure(path, err);
   }
   try {
-    const info = await handle.stat();
-    if (!info.isFile()) throw new UnsafePathError(`${path} is not a regular file`, { hint: `remove it: rm ${shellQuote(path)}` });
-    checkOwner(info, path);
-    checkFileMode(info, path, options.kind);
+    checkReadable(await handle.stat(), path, options.kind);
     return await handle.readFile();
   } catch (err) {
     if (err instanceof UnsafePathError) throw err;
@@ -129,26 +117,37 @@ export async function readPrivateFile(path: string, options: ReadOptions): Promi
 export function readPrivateFileSync(path: string, options: ReadOptions): Buffer | undefined {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    fd = openSync(path, READ_FLAGS);
   } catch (err) {
-    const code = errnoCode(err);
-    if (code === 'ENOENT') return undefined;
-    if (code === 'ELOOP') {
-      throw new UnsafePathError(`${path} is a symbolic link; tokend only reads a regular file there`, {
-        hint: `replace it with the file itself, or remove it: rm ${shellQuote(path)}`,
-      });
-    }
-    throw new StoreUnavailableError(`could not open ${path} (${code ?? 'unknown error'})`, { hint: 'check that the file is readable by you' });
+    if (errnoCode(err) === 'ENOENT') return undefined;
+    throw openFailure(path, err);
   }
   try {
-    const info = fstatSync(fd);
-    if (!info.isFile()) throw new UnsafePathError(`${path} is not a regular file`, { hint: `remove it: rm ${shellQuote(path)}` });
-    checkOwner(info, path);
-    checkFileMode(info, path, options.kind);
+    checkReadable(fstatSync(fd), path, options.kind);
     return readFileSync(fd);
   } finally {
     closeSync(fd);
   }
+}
+
+/** No link is followed, and a FIFO in the file's place answers at once instead of blocking. */
+const READ_FLAGS = constants.O_RDONLY | O_NOFOLLOW | O_NONBLOCK;
+
+function openFailure(path: string, err: unknown): Error {
+  const code = errnoCode(err);
+  if (code === 'ELOOP') {
+    return new UnsafePathError(`${path} is a symbolic link; tokend only reads a regular file there`, {
+      hint: `replace it with the file itself, or remove it: rm ${shellQuote(path)}`,
+    });
+  }
+  return new StoreUnavailableError(`could not open ${path} (${code ?? 'unknown error'})`, { hint: 'check that the file is readable by you' });
+}
+
+/** Checked on the open descriptor, so what is checked is what is read. */
+function checkReadable(info: Stats, path: string, kind: ReadOptions['kind']): void {
+  if (!info.isFile()) throw new UnsafePathError(`${path} is not a regular file`, { hint: `remove it: rm ${shellQuote(path)}` });
+  checkOwner(info, path);
+  checkFileMode(info, path, kind);
 }
 
 /** The temporary files writeFileAtomic creates for `name`, so a reader can find what a crash left. */

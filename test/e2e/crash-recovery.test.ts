@@ -9,7 +9,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { obtainRedirectUrl } from '../helpers/consent-driver.js';
-import { daemonDirs, runCli, startCli, startDaemonProcess } from '../helpers/daemon-process.js';
+import { daemonDirs, daemonEnv, runCli, startCli, startDaemonProcess } from '../helpers/daemon-process.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 import { requirements, skipUnless } from '../helpers/requirements.js';
 
@@ -45,14 +45,7 @@ const tempFiles = (dir: string) => readdirSync(dir).filter((name) => name.starts
 describe('crash during a store write', { skip: skipUnless(requirements.strace) }, () => {
   test('regression: kill -9 while a rotated refresh token is only in the temp file — the restart recovers it', async () => {
     const dirs = daemonDirs();
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      TOKEND_SOCKET: dirs.socket,
-      TOKEND_CONFIG_DIR: dirs.configDir,
-      TOKEND_STORE: 'file',
-      TOKEND_FILE_PASSPHRASE: 'correct horse battery staple',
-      BROWSER: 'false',
-    };
+    const env = daemonEnv(dirs, { TOKEND_STORE: 'file', TOKEND_FILE_PASSPHRASE: 'correct horse battery staple', BROWSER: 'false' });
     const clientFile = standin.writeClientSecrets(dirs.root);
     const first = await startDaemonProcess({ name: 'crash-1', env, socket: dirs.socket });
     const login = startCli(['login', '--client-secrets', clientFile, '--scopes', 'bigquery,cloud-platform', '--no-browser'], env);

@@ -10,7 +10,7 @@ import { TokendClient } from '../../src/client/socket-client.js';
 import { DaemonUnreachableError } from '../../src/errors.js';
 import { after, before, describe, test } from 'node:test';
 import { consentViaHttp, obtainRedirectUrl } from '../helpers/consent-driver.js';
-import { daemonDirs, runCli, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
+import { daemonDirs, daemonEnv, runCli, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 import { OTHER_UID, runAsOtherUser, skipUnlessSecondUser, startAsOtherUser } from '../helpers/second-user.js';
 
@@ -113,13 +113,7 @@ after(async () => {
 
 async function startOwnerDaemon(name: string, browser: string) {
   const dirs = daemonDirs();
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    TOKEND_SOCKET: dirs.socket,
-    TOKEND_CONFIG_DIR: dirs.configDir,
-    TOKEND_STORE: 'memory',
-    BROWSER: browser,
-  };
+  const env = daemonEnv(dirs, { TOKEND_STORE: 'memory', BROWSER: browser });
   const daemon = await startDaemonProcess({ name, env, socket: dirs.socket });
   return { env, daemon, clientFile: standin.writeClientSecrets(dirs.root) };
 }
@@ -209,7 +203,7 @@ describe('another local user against the owner\'s daemon', { skip: skipUnlessSec
     const shared = sharedDir();
     const dir = join(shared, 'tokend-0');
     const socket = join(dir, 'tokend.sock');
-    const env: NodeJS.ProcessEnv = { ...process.env, TOKEND_SOCKET: socket, TOKEND_CONFIG_DIR: join(shared, 'config'), TOKEND_STORE: 'memory' };
+    const env = daemonEnv({ socket, configDir: join(shared, 'config') }, { TOKEND_STORE: 'memory' });
     const daemon = await startDaemonProcess({ name: 'squat', env, socket });
     const client = new TokendClient({ socketPath: socket });
     assert.equal(((await client.status()) as { daemon: { pid: number } }).daemon.pid, daemon.child.pid);
@@ -241,14 +235,7 @@ describe('another local user against the owner\'s daemon', { skip: skipUnlessSec
     const configDir = join(shared, 'config');
     const socketDir = mkdtempSync(join(tmpdir(), 'tokend-run-'));
     const socket = join(socketDir, 'tokend.sock');
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      TOKEND_SOCKET: socket,
-      TOKEND_CONFIG_DIR: configDir,
-      TOKEND_STORE: 'file',
-      TOKEND_FILE_PASSPHRASE: 'correct horse battery staple',
-      BROWSER: 'false',
-    };
+    const env = daemonEnv({ socket, configDir }, { TOKEND_STORE: 'file', TOKEND_FILE_PASSPHRASE: 'correct horse battery staple', BROWSER: 'false' });
     const daemon = await startDaemonProcess({ name: 'config-swap', env, socket });
     try {
       const clientFile = standin.writeClientSecrets(socketDir);

@@ -10,7 +10,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { consentViaHttp, obtainRedirectUrl } from '../helpers/consent-driver.js';
-import { daemonDirs, runCli, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
+import { daemonDirs, daemonEnv, runCli, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
 import { noSecretServiceEnv } from '../helpers/keyring-session.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 
@@ -33,15 +33,12 @@ interface Setup {
 }
 
 async function startDaemon(name: string, extraEnv: NodeJS.ProcessEnv = {}, dirs = daemonDirs()): Promise<Setup> {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    TOKEND_SOCKET: dirs.socket,
-    TOKEND_CONFIG_DIR: dirs.configDir,
+  const env = daemonEnv(dirs, {
     TOKEND_STORE: 'file',
     TOKEND_FILE_PASSPHRASE: 'correct horse battery staple',
     BROWSER: 'false',
     ...extraEnv,
-  };
+  });
   const daemon = await startDaemonProcess({ name, env, socket: dirs.socket });
   return { dirs, env, clientFile: standin.writeClientSecrets(dirs.root), daemon };
 }
@@ -70,6 +67,20 @@ function getOverSocket(socket: string, path: string, headers: Record<string, str
 const tokenPath = (scopes: string) => `/computeMetadata/v1/instance/service-accounts/default/token?scopes=${encodeURIComponent(scopes)}`;
 
 describe('daemon process', () => {
+  test('regression: login --no-browser ends when the redirect reaches the daemon by itself, with stdin left open', async () => {
+    const setup = await startDaemon('no-browser-direct', { TOKEND_STORE: 'memory' });
+    try {
+      const cli = startCli(['login', '--client-secrets', setup.clientFile, '--scopes', 'bigquery', '--no-browser'], setup.env);
+      const [, authUrl] = await cli.waitForStderr(AUTH_URL_LINE);
+      assert.equal((await consentViaHttp(authUrl!)).status, 200); // a browser on this host, or ssh -L
+      const result = await cli.result; // stdin is never written to nor closed
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /^Logged in as alice@example\.com$/m);
+    } finally {
+      await setup.daemon.stop();
+    }
+  });
+
   test('regression: the browser opener gets the environment without TOKEND_FILE_PASSPHRASE', async () => {
     const dirs = daemonDirs();
     const seen = join(dirs.root, 'browser-env.txt');

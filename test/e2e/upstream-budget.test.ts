@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { obtainRedirectUrl } from '../helpers/consent-driver.js';
-import { daemonDirs, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
+import { daemonDirs, daemonEnv, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 
 const AUTH_URL_LINE = /^ {2}(http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)$/m;
@@ -34,7 +34,7 @@ before(async () => {
   standin = await startStandin({ extraScopes: EXTRA });
   const dirs = daemonDirs();
   socket = dirs.socket;
-  const env = { ...process.env, TOKEND_SOCKET: dirs.socket, TOKEND_CONFIG_DIR: dirs.configDir, TOKEND_STORE: 'memory', BROWSER: 'false' };
+  const env = daemonEnv(dirs, { TOKEND_STORE: 'memory', BROWSER: 'false' });
   daemon = await startDaemonProcess({ name: 'upstream-budget', env, socket });
   const login = startCli(['login', '--client-secrets', standin.writeClientSecrets(dirs.root), '--scopes', EXTRA.join(','), '--no-browser'], env);
   const [, authUrl] = await login.waitForStderr(AUTH_URL_LINE);

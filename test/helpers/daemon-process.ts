@@ -24,6 +24,11 @@ export function daemonDirs(): { root: string; socket: string; configDir: string 
   return { root, socket: join(root, 'run', 'tokend.sock'), configDir: join(root, 'config') };
 }
 
+/** The environment of a daemon and of the CLIs that talk to it, kept to `dirs`. */
+export function daemonEnv(dirs: { socket: string; configDir: string }, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { ...process.env, TOKEND_SOCKET: dirs.socket, TOKEND_CONFIG_DIR: dirs.configDir, ...extra };
+}
+
 export interface CliResult {
   code: number | null;
   stdout: string;

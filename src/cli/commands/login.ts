@@ -91,7 +91,18 @@ async function finishLogin(
     line(io.stderr);
     line(io.stderr, `The browser is then sent to ${started.redirectUri}?... — on another machine that page`);
     line(io.stderr, 'will not load. Copy the whole address from the address bar and paste it here:');
-    outcome = await Promise.race([pasteBack(io, client, started.id), waitForLogin(client, started.id, started.expiresAt)]);
+    // Whichever comes first ends the command: a pasted URL, or the redirect reaching the daemon by
+    // itself (a browser on this host, ssh -L). The paste reader is closed either way, before anything
+    // else reads the terminal.
+    const stopPaste = new AbortController();
+    const waiting = waitForLogin(client, started.id, started.expiresAt);
+    const pasted = pasteBack(io, client, started.id, stopPaste.signal);
+    try {
+      outcome = await Promise.race([pasted.then((result) => result ?? waiting), waiting]);
+    } finally {
+      stopPaste.abort();
+      await pasted.catch(() => undefined);
+    }
   } else {
     const opened = await openBrowser(started.authUrl, io.env);
     line(io.stderr, opened.opened ? `Opened the browser (${opened.how}) for consent.` : `Could not open a browser: ${opened.how}.`);
@@ -112,8 +123,11 @@ async function waitForLogin(client: TokendClient, id: string, expiresAt: string)
   throw new LoginTimeoutError('no consent arrived in time', { hint: 'run `tokend login` again' });
 }
 
-async function pasteBack(io: Io, client: TokendClient, id: string): Promise<LoginOutcome> {
+/** Reads pasted redirect URLs until one completes the sign-in; undefined when stdin ends or `stop` fires. */
+async function pasteBack(io: Io, client: TokendClient, id: string, stop: AbortSignal): Promise<LoginOutcome | undefined> {
   const reader = createInterface({ input: io.stdin, terminal: false });
+  const close = () => reader.close();
+  stop.addEventListener('abort', close, { once: true });
   try {
     for await (const input of reader) {
       const pasted = input.trim();
@@ -122,16 +136,18 @@ async function pasteBack(io: Io, client: TokendClient, id: string): Promise<Logi
         const state = await client.completeLogin(id, pasted);
         if (state.state === 'done') return state.outcome;
       } catch (error) {
+        if (stop.aborted) return undefined;
         // A mangled paste leaves the sign-in open: say what was wrong and let the user paste again.
         if (!(error instanceof LoginFailedError) || !/pasted/.test(error.message)) throw error;
         line(io.stderr, `tokend: ${error.message}${error.hint === undefined ? '' : ` (${error.hint})`}; paste again:`);
       }
     }
   } finally {
+    stop.removeEventListener('abort', close);
     reader.close();
   }
-  // stdin closed without a URL: keep waiting for the redirect to arrive by itself (e.g. ssh -L).
-  return new Promise<LoginOutcome>(() => undefined);
+  // stdin closed without a URL: the redirect may still arrive by itself (e.g. ssh -L).
+  return undefined;
 }
 
 async function report(
@@ -192,9 +208,13 @@ function isTerminal(io: Io): boolean {
 async function confirm(io: Io, question: string): Promise<boolean> {
   const reader = createInterface({ input: io.stdin, output: io.stderr, terminal: false });
   try {
-    io.stderr.write(question);
-    for await (const answer of reader) return !/^\s*n/i.test(answer);
-    return false;
+    const answer = await new Promise<string | undefined>((resolve) => {
+      reader.once('line', resolve);
+      reader.once('close', () => resolve(undefined));
+      io.stderr.write(question);
+      io.stdin.resume();
+    });
+    return answer !== undefined && !/^\s*n/i.test(answer);
   } finally {
     reader.close();
   }

@@ -63,6 +63,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
       out(`    token:   ${short(token.scopes) || '(identity)'}, expires in ${formatDuration(token.expiresIn)}${token.backgroundRefresh ? ', kept fresh' : ''}`);
     }
   }
+  if (status.accounts.length > 0 && !status.accounts.some((account) => account.default)) {
+    out(`default:  none — programs must name an account, or run \`tokend default ${status.accounts[0]!.email}\``);
+  }
   for (const record of status.unreadableRecords) out(`unreadable record ${record.entry}: ${record.problem}`);
   return ExitCode.ok;
 }
