@@ -119,6 +119,9 @@ export class Broker {
   /** By email; kept across re-consents, so logging in again does not reset a runaway caller's budget. */
   private readonly budgets = new Map<string, UpstreamBudget>();
   private readonly budgetPolicy: UpstreamBudgetPolicy;
+  /** Refusals that never went upstream: logged once a minute per account, not once per request. */
+  private readonly heldBack = new WeakSet<Error>();
+  private readonly heldBackLoggedAt = new Map<string, number>();
   private stopped = false;
 
   constructor(deps: BrokerDeps) {
@@ -408,7 +411,9 @@ export class Broker {
             previous === undefined ? this.policy.backgroundRetryMs : previous.retryDelayMs * 2,
           ),
         });
-        this.logger.warn({ event: 'refresh_failed', account: account.email, scopes: scopes.scopes, err: failure }, 'token refresh failed');
+        if (!this.heldBack.has(failure)) {
+          this.logger.warn({ event: 'refresh_failed', account: account.email, scopes: scopes.scopes, err: failure }, 'token refresh failed');
+        }
       }
       throw failure;
     }
@@ -419,7 +424,12 @@ export class Broker {
     this.assertHealthy(account);
     const generation = account.generation;
     const budget = this.budgetFor(account.email);
-    budget.admit();
+    try {
+      budget.admit();
+    } catch (error) {
+      this.noteHeldBack(account.email, error as Error);
+      throw error;
+    }
     const startedAt = this.clock.now();
     let grant: TokenGrant | undefined;
     try {
@@ -488,6 +498,14 @@ export class Broker {
     this.timers.get(key)?.cancel();
     this.timers.delete(key);
     this.failures.delete(key);
+  }
+
+  private noteHeldBack(email: string, error: Error): void {
+    this.heldBack.add(error);
+    const now = this.clock.now();
+    if (now - (this.heldBackLoggedAt.get(email) ?? -Infinity) < 60_000) return;
+    this.heldBackLoggedAt.set(email, now);
+    this.logger.warn({ event: 'upstream_held_back', account: email, err: error }, 'new tokens are held back for this account');
   }
 
   private budgetFor(email: string): UpstreamBudget {

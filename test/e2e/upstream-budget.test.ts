@@ -54,7 +54,8 @@ describe('a runaway caller', () => {
     // The burst of 30, plus what the budget refills while the loop runs (30 a minute).
     assert.ok(standin.stats.refreshGrants <= 40, `${standin.stats.refreshGrants} refresh grants`);
     assert.ok(statuses.filter((s) => s === 429).length >= 260);
-    assert.match(daemon.log(), /"code":"upstream_throttled"/);
+    assert.match(daemon.log(), /"event":"upstream_held_back".*"code":"upstream_throttled"/);
+    assert.ok((daemon.log().match(/"event":"upstream_held_back"/g) ?? []).length <= 2, 'held-back refusals are logged once a minute, not per request');
   });
 
   test('regression: with the server answering 429 and Retry-After, 100 new sets cost one upstream request', async () => {
