@@ -5,6 +5,8 @@
 export interface LoginStarted {
   id: string;
   authUrl: string;
+  /** Redirects to authUrl: what a browser on this machine is opened with (no state in any argv). */
+  startUrl: string;
   redirectUri: string;
   expiresAt: string;
 }

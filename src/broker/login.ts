@@ -74,6 +74,7 @@ export class LoginManager {
     return {
       id: session.id,
       authUrl: session.authUrl,
+      startUrl: session.startUrl,
       redirectUri: session.redirectUri,
       expiresAt: new Date(session.expiresAt).toISOString(),
     };

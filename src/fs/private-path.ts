@@ -175,7 +175,9 @@ export async function writeFileAtomic(dir: DirIdentity, name: string, data: stri
     handle = undefined;
     await rename(temp, target);
     renamed = true;
-    await fsyncDir(dir.path);
+    // The new file is in place; a failed directory fsync only leaves its durability unknown, and
+    // reporting the write as failed would make the caller act as if the old content were still there.
+    await fsyncDir(dir.path).catch(() => undefined);
   } catch (err) {
     throw new StoreUnavailableError(`could not write ${target} (${errnoCode(err) ?? 'unknown error'})`, {
       hint: 'check free disk space and that the directory is writable by you',
@@ -186,7 +188,7 @@ export async function writeFileAtomic(dir: DirIdentity, name: string, data: stri
   }
 }
 
-async function fsyncDir(dir: string): Promise<void> {
+export async function fsyncDir(dir: string): Promise<void> {
   if (process.platform === 'win32') return;
   const handle = await open(dir, constants.O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
   try {

@@ -15,9 +15,13 @@ export type PeerUid =
   /** `supported` is false where this platform cannot look owners up at all. */
   | { known: false; supported: boolean; reason: string };
 
-/** A socket bound with IPv4 is listed in tcp; one of a dual-stack or IPv6 listener (`::ffff:` included) in tcp6. */
+/**
+ * The client's socket is usually in the table of the listener's family; not always (an IPv4 client of a
+ * dual-stack listener is in tcp, an AF_INET6 client of `::ffff:127.0.0.1` in tcp6): the other is read
+ * on a miss.
+ */
 function tablesFor(localAddress: string): string[] {
-  return isIPv4(localAddress) ? ['/proc/net/tcp'] : ['/proc/net/tcp6'];
+  return isIPv4(localAddress) ? ['/proc/net/tcp', '/proc/net/tcp6'] : ['/proc/net/tcp6', '/proc/net/tcp'];
 }
 const littleEndian = endianness() === 'LE';
 
@@ -27,7 +31,7 @@ const littleEndian = endianness() === 'LE';
  * is the entry whose local end is our peer and whose remote end is us. Elsewhere (macOS) there is no
  * such table and the answer is unknown. A connection that closed before the lookup is unknown too.
  * Reading the table costs the kernel a walk over every TCP socket (about 5 ms with 400 open here), so
- * only the table of the connection's address family is read.
+ * the likely table is read first.
  */
 export async function tcpPeerUid(ends: TcpEnds, platform = process.platform): Promise<PeerUid> {
   if (platform !== 'linux') return { known: false, supported: false, reason: `the owner of a TCP peer cannot be looked up on ${platform}` };

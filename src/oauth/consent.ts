@@ -54,6 +54,11 @@ type State = 'waiting' | 'exchanging' | 'finishing' | 'done' | 'timed-out' | 'cl
 export class ConsentSession<T> {
   readonly id = randomUUID();
   readonly authUrl: string;
+  /**
+   * A local address that redirects to authUrl: what the browser opener is given, so that the state and
+   * code challenge never appear in a process's argv, which every local user can read.
+   */
+  readonly startUrl: string;
   readonly redirectUri: string;
   readonly expiresAt: number;
   readonly result: Promise<T>;
@@ -62,6 +67,8 @@ export class ConsentSession<T> {
   private resolveResult!: (value: T) => void;
   private rejectResult!: (error: TokendError) => void;
   private deadlineTimer: TimerHandle | undefined;
+  private deadlinePassed = false;
+  private readonly startPath: string;
   /** Aborts a code exchange in flight when the sign-in is cancelled. */
   private readonly abort = new AbortController();
   /** The callback being handled, if any: close() waits for it. */
@@ -78,6 +85,8 @@ export class ConsentSession<T> {
   ) {
     this.authUrl = authUrl;
     this.redirectUri = redirectUri;
+    this.startPath = `/start/${randomBytes(16).toString('base64url')}`;
+    this.startUrl = `${new URL(redirectUri).origin}${this.startPath}`;
     this.expiresAt = options.clock.now() + options.timeoutMs;
     this.result = new Promise<T>((resolve, reject) => {
       this.resolveResult = resolve;
@@ -179,8 +188,19 @@ export class ConsentSession<T> {
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       const url = URL.canParse(req.url ?? '', 'http://127.0.0.1') ? new URL(req.url ?? '', 'http://127.0.0.1') : undefined;
+      if (req.method === 'GET' && url?.pathname === this.startPath && this.state === 'waiting') {
+        res.writeHead(302, { location: this.authUrl, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', connection: 'close' });
+        res.end();
+        return;
+      }
       if (req.method !== 'GET' || url?.pathname !== CALLBACK_PATH) {
         send(res, 404, { ok: false, heading: 'Not found', lines: ['This address only receives the sign-in redirect.'] });
+        return;
+      }
+      if (!isTopLevelNavigation(req)) {
+        // A page may make the owner's own browser request this address (an <img>, a fetch): only the
+        // browser following the OAuth server's redirect is a top-level navigation.
+        send(res, 403, { ok: false, heading: 'Not a sign-in redirect', lines: ['This address only receives the browser\'s redirect after consent.'] });
         return;
       }
       const outcome = await this.track(this.handleCallback(url.searchParams));
@@ -226,8 +246,9 @@ export class ConsentSession<T> {
     } catch (caught) {
       if (this.finished) return cancelledPage();
       // Left open: a code that cannot be exchanged (forged, spent, or refused upstream) must not end
-      // the real sign-in; the same link can be used again.
+      // the real sign-in; the same link can be used again. Unless its deadline passed meanwhile.
       this.state = 'waiting';
+      if (this.deadlinePassed) this.timeOut();
       const failure = isTokendError(caught) ? caught : new LoginFailedError('exchanging the authorization code failed', { cause: caught });
       this.options.logger?.warn({ event: 'consent_response_refused', err: failure }, 'a sign-in response was refused');
       return refuse(failure instanceof LoginFailedError ? 403 : 502, 'Sign-in not completed', [
@@ -291,7 +312,8 @@ export class ConsentSession<T> {
   }
 
   private timeOut(): void {
-    if (this.state !== 'waiting') return;
+    this.deadlinePassed = true;
+    if (this.state !== 'waiting') return; // an exchange in flight decides; a failed one then times out
     this.state = 'timed-out';
     const minutes = Math.round(this.options.timeoutMs / 60_000);
     this.rejectResult(
@@ -318,6 +340,15 @@ export class ConsentSession<T> {
     if (afterMs === 0) close();
     else this.options.clock.setTimer(afterMs, close);
   }
+}
+
+/**
+ * Browsers send Sec-Fetch-Dest on every request: `document` for a page load, `image`, `empty` (fetch),
+ * `iframe` for what a page makes them request. Clients that send none (curl) are let through.
+ */
+function isTopLevelNavigation(req: IncomingMessage): boolean {
+  const dest = req.headers['sec-fetch-dest'];
+  return dest === undefined || dest === 'document';
 }
 
 function cancelledPage() {

@@ -5,6 +5,7 @@ import { ConfigError, StoreCorruptError, StoreUnavailableError } from '../errors
 import {
   assertSameDir,
   ensurePrivateDir,
+  fsyncDir,
   isTempFileOf,
   readPrivateFile,
   shellQuote,
@@ -226,8 +227,16 @@ export class FileStore implements SecretStore {
     const current = await this.#readContents(this.path);
     let best: { name: string; generation: number } | undefined;
     for (const name of leftovers) {
-      // An incomplete or unreadable one is what a crash in mid-write leaves: deleted below.
-      const contents = await this.#readContents(join(dir.path, name)).catch(() => undefined);
+      let contents: Contents | undefined;
+      try {
+        contents = await this.#readContents(join(dir.path, name));
+      } catch (error) {
+        // Only a damaged one is what a crash in mid-write leaves, and is deleted below. Anything else
+        // (a wrong or missing passphrase, EIO) stops the open with everything left in place: that
+        // temp file may hold the only valid refresh token.
+        if (error instanceof StoreCorruptError) continue;
+        throw error;
+      }
       if (contents === undefined) continue;
       if (contents.generation > (current?.generation ?? -1) && contents.generation > (best?.generation ?? -1)) {
         best = { name, generation: contents.generation };
@@ -236,6 +245,7 @@ export class FileStore implements SecretStore {
     await assertSameDir(dir);
     if (best !== undefined) {
       await rename(join(dir.path, best.name), this.path);
+      await fsyncDir(dir.path);
       this.#logger?.warn(
         { event: 'store_recovered', store: 'file', file: this.path, generation: best.generation },
         'recovered the secrets file from a complete write that a crash interrupted',
@@ -244,6 +254,7 @@ export class FileStore implements SecretStore {
     for (const name of leftovers) {
       if (name !== best?.name) await rm(join(dir.path, name), { force: true });
     }
+    await fsyncDir(dir.path);
   }
 
   async #decrypt(doc: Record<string, unknown>): Promise<Contents> {

@@ -16,17 +16,23 @@ import { OTHER_UID, runAsOtherUser, skipUnlessSecondUser, startAsOtherUser } fro
 
 const AUTH_URL_LINE = /^ {2}(http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)$/m;
 
-/** Watches every process's argv, as any local user may, until one holds an authorization URL for CLIENT_ID. */
+/**
+ * Watches every process's argv, as any local user may, for what the browser opener of the sign-in on
+ * PORT was given; prints it, and whether any argv holds an authorization URL for CLIENT_ID.
+ */
 const READ_CONSENT_URL_FROM_PROC = `
 import { readdirSync, readFileSync } from 'node:fs';
-const [clientId] = process.argv.slice(1);
+const [clientId, port] = process.argv.slice(1);
 const deadline = Date.now() + 10_000;
 while (Date.now() < deadline) {
+  const args = [];
   for (const pid of readdirSync('/proc').filter((name) => /^\\d+$/.test(name))) {
-    let argv;
-    try { argv = readFileSync('/proc/' + pid + '/cmdline', 'latin1').split('\\0'); } catch { continue; }
-    const url = argv.find((arg) => arg.includes('code_challenge=') && arg.includes(clientId));
-    if (url) { console.log(url); process.exit(0); }
+    try { args.push(...readFileSync('/proc/' + pid + '/cmdline', 'latin1').split('\\0')); } catch {}
+  }
+  const opened = args.find((arg) => arg.startsWith('http://127.0.0.1:' + port + '/'));
+  if (opened) {
+    console.log(JSON.stringify({ opened, leaked: args.some((arg) => arg.includes('code_challenge=') && arg.includes(clientId)) }));
+    process.exit(0);
   }
   await new Promise((resolve) => setTimeout(resolve, 20));
 }
@@ -128,16 +134,24 @@ describe('another local user against the owner\'s daemon', { skip: skipUnlessSec
     const { env, daemon, clientFile } = await startOwnerDaemon('csrf', 'sleep 15; :');
     try {
       const cli = startCli(['login', '--client-secrets', clientFile, '--scopes', 'bigquery'], env);
-      await cli.waitForStderr(/Waiting for consent/);
+      const [, authUrl] = await cli.waitForStderr(AUTH_URL_LINE);
+      const callbackPort = new URL(new URL(authUrl!).searchParams.get('redirect_uri')!).port;
 
-      const spied = await runAsOtherUser(READ_CONSENT_URL_FROM_PROC, [standin.clientId]);
-      assert.equal(spied.code, 0, `the other user could not read any argv: ${spied.stderr}`);
-      const authUrl = spied.stdout.trim();
-      const state = new URL(authUrl).searchParams.get('state')!;
+      // What another user can see: the opener's argv holds only the local start address, no state.
+      const spied = await runAsOtherUser(READ_CONSENT_URL_FROM_PROC, [standin.clientId, callbackPort]);
+      assert.equal(spied.code, 0, `the other user found no opener in any argv: ${spied.stderr}`);
+      const { opened, leaked } = JSON.parse(spied.stdout);
+      assert.match(opened, /\/start\//);
+      assert.equal(leaked, false, 'no argv holds the authorization URL');
+      // Fetching that start address (to learn the state from its redirect) is refused too.
+      assert.match((await runAsOtherUser(DELIVER, [opened])).stdout, /^refused /);
+
+      // Assume the attacker has the state anyway (the owner's terminal shows the URL).
+      const state = new URL(authUrl!).searchParams.get('state')!;
       assert.ok(state.length > 0);
 
       // The attacker consents with their own account, bound to the owner's public code_challenge…
-      const forged = new URL(await obtainRedirectUrl(authUrl, { login: 'mallory@evil.example' }));
+      const forged = new URL(await obtainRedirectUrl(authUrl!, { login: 'mallory@evil.example' }));
       const callback = `${forged.origin}${forged.pathname}`;
       // …and tries to deliver it, or to end the sign-in with an error or a bogus code.
       const attempts = [
@@ -154,7 +168,7 @@ describe('another local user against the owner\'s daemon', { skip: skipUnlessSec
       assert.equal(cli.child.exitCode, null, 'the owner\'s sign-in is still open');
 
       // The owner's own browser completes it.
-      const owner = await consentViaHttp(authUrl);
+      const owner = await consentViaHttp(opened);
       assert.equal(owner.status, 200, owner.body);
       const result = await cli.result;
       assert.equal(result.code, 0, result.stderr);

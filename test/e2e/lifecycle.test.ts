@@ -63,14 +63,18 @@ test('serve → login in Chromium → narrow token → introspection → logout 
   const login = startCli(['login', '--client-secrets', standin.writeClientSecrets(dirs.root), '--scopes', 'bigquery,cloud-platform'], env);
   await login.waitForStderr(/Opened the browser/);
   await login.waitForStderr(/Waiting for consent/);
-  const authUrl = (await waitForFile(browserLog)).trim();
+  // The browser is given tokend's local start address, which redirects to the consent screen: no
+  // state or code challenge in any process's argv.
+  const startUrl = (await waitForFile(browserLog)).trim();
+  assert.match(startUrl, /^http:\/\/127\.0\.0\.1:\d+\/start\/[\w-]{16,}$/);
+  const authUrl = (await fetch(startUrl, { redirect: 'manual' })).headers.get('location') ?? '';
   assert.match(authUrl, /^http:\/\/127\.0\.0\.1:\d+\/auth\?/);
   const params = new URL(authUrl).searchParams;
   assert.equal(params.get('code_challenge_method'), 'S256');
   assert.match(params.get('scope') ?? '', /openid/);
   assert.match(params.get('redirect_uri') ?? '', /^http:\/\/127\.0\.0\.1:\d+\/oauth2callback$/);
 
-  const page = await consentViaChromium(authUrl);
+  const page = await consentViaChromium(startUrl);
   assert.match(page.title, /Signed in as alice@example\.com/);
   assert.match(page.text, /Granted: bigquery,cloud-platform/);
   const result = await login.result;

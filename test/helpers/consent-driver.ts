@@ -67,7 +67,8 @@ export function obtainRedirectUrl(authUrl: string, options: ConsentOptions = {})
 }
 
 async function walkConsent(authUrl: string, options: ConsentOptions, signal: AbortSignal): Promise<string> {
-  const standinOrigin = new URL(authUrl).origin;
+  // tokend's start address (what a browser is opened with) redirects to the stand-in first.
+  let standinOrigin = new URL(authUrl).origin;
   const cookies = new CookieJar();
   let request: { url: string; form?: URLSearchParams } = { url: authUrl };
 
@@ -85,7 +86,8 @@ async function walkConsent(authUrl: string, options: ConsentOptions, signal: Abo
     if (response.status >= 300 && response.status < 400 && location !== null) {
       await response.body?.cancel();
       const next = new URL(location, request.url);
-      if (next.origin !== standinOrigin) return next.href;
+      if (hop === 0 && new URL(request.url).pathname.startsWith('/start/')) standinOrigin = next.origin;
+      else if (next.origin !== standinOrigin) return next.href;
       request = { url: next.href };
       continue;
     }
@@ -166,7 +168,6 @@ export async function consentViaChromium(
   options: BrowserConsentOptions = {},
 ): Promise<BrowserConsentResult> {
   const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const standinOrigin = new URL(authUrl).origin;
   // Loaded here because importing playwright-core takes a second, which HTTP-only suites need not pay.
   const { chromium } = await import('playwright-core');
   const profile = await mkdtemp(join(tmpdir(), 'tokend-chromium-'));
@@ -181,6 +182,7 @@ export async function consentViaChromium(
     context.setDefaultTimeout(timeout);
     const page = context.pages()[0] ?? (await context.newPage());
     await page.goto(authUrl);
+    const standinOrigin = new URL(page.url()).origin; // after tokend's start address redirected
     await page.fill('#login', options.login ?? LOGIN_NAME);
     await page.click('#next');
     await page.waitForSelector('#consent-form');

@@ -230,4 +230,26 @@ describe('consent session', () => {
     await logins.closeAll('test over');
     assert.ok(newer.id);
   });
+
+  test('regression: a request a page makes the owner\'s browser send (an <img>, a fetch) is refused and the sign-in stays open', async () => {
+    const session = await start();
+    const redirect = await obtainRedirectUrl(session.authUrl);
+    for (const dest of ['image', 'empty', 'iframe']) {
+      const response = await fetch(redirect, { headers: { 'sec-fetch-dest': dest } });
+      assert.equal(response.status, 403, dest);
+    }
+    assert.equal(session.finished, false);
+    assert.equal((await fetch(redirect, { headers: { 'sec-fetch-dest': 'document' } })).status, 200);
+    assert.equal((await session.result).email, 'alice@example.com');
+  });
+
+  test('the start address redirects the browser to the consent screen while the sign-in is open', async () => {
+    const session = await start();
+    assert.match(session.startUrl, new RegExp(`^${new URL(session.redirectUri).origin}/start/`));
+    const response = await fetch(session.startUrl, { redirect: 'manual' });
+    assert.equal(response.status, 302);
+    assert.equal(response.headers.get('location'), session.authUrl);
+    session.cancel('test over');
+    await assert.rejects(session.result, LoginFailedError);
+  });
 });

@@ -104,7 +104,7 @@ async function finishLogin(
       await pasted.catch(() => undefined);
     }
   } else {
-    const opened = await openBrowser(started.authUrl, io.env);
+    const opened = await openBrowser(started.startUrl, io.env);
     line(io.stderr, opened.opened ? `Opened the browser (${opened.how}) for consent.` : `Could not open a browser: ${opened.how}.`);
     line(io.stderr, 'If it did not open, visit this URL:');
     line(io.stderr, `  ${started.authUrl}`);
