@@ -173,6 +173,7 @@ export class Broker {
       outcome = refreshed === undefined ? 'stale' : 'miss';
     }
     token.lastUsedAt = this.clock.now();
+    token.uses++;
     this.scheduleBackgroundRefresh(key, token);
     const expiresIn = remainingSeconds(token, this.clock.now());
     this.logger.info(
@@ -394,9 +395,14 @@ export class Broker {
     return this.refreshes.run(key, () => this.refresh(key, account, scopes));
   }
 
-  private async refresh(key: string, account: Account, scopes: ScopeSet): Promise<CachedToken> {
+  /**
+   * `renewal`: a background refresh of a set already in use. It does not spend the account's budget
+   * of new grants, so a runaway caller cannot starve the programs whose tokens are kept fresh; it
+   * still waits out an account-wide pause.
+   */
+  private async refresh(key: string, account: Account, scopes: ScopeSet, kind: 'new' | 'renewal' = 'new'): Promise<CachedToken> {
     try {
-      const token = await account.upstreamQueue.run(() => this.refreshUpstream(account, scopes));
+      const token = await account.upstreamQueue.run(() => this.refreshUpstream(account, scopes, kind));
       this.failures.delete(key);
       return this.cache.set(key, token);
     } catch (error) {
@@ -419,13 +425,13 @@ export class Broker {
     }
   }
 
-  private async refreshUpstream(account: Account, scopes: ScopeSet): Promise<CachedToken> {
+  private async refreshUpstream(account: Account, scopes: ScopeSet, kind: 'new' | 'renewal'): Promise<CachedToken> {
     if (account.removed) throw new AccountChangedError();
     this.assertHealthy(account);
     const generation = account.generation;
     const budget = this.budgetFor(account.email);
     try {
-      budget.admit();
+      budget.admit(kind === 'new');
     } catch (error) {
       this.noteHeldBack(account.email, error as Error);
       throw error;
@@ -472,6 +478,7 @@ export class Broker {
       obtainedAt: startedAt,
       expiresAt: startedAt + grant.expiresInSeconds * 1000,
       lastUsedAt: startedAt,
+      uses: 0,
     };
   }
 
@@ -544,7 +551,7 @@ export class Broker {
     const account = this.accounts.find(token.accountEmail);
     if (account === undefined || account.health.state !== 'ok') return;
     const work = this.refreshes
-      .run(key, () => this.refresh(key, account, token.scopes))
+      .run(key, () => this.refresh(key, account, token.scopes, 'renewal'))
       .then(
         (fresh) => this.scheduleBackgroundRefresh(key, fresh),
         (error: unknown) => {

@@ -8,6 +8,8 @@ export interface CachedToken {
   readonly obtainedAt: number;
   readonly expiresAt: number;
   lastUsedAt: number;
+  /** Requests served with this entry (or its predecessors for the same key). */
+  uses: number;
 }
 
 export function cacheKey(accountEmail: string, scopes: ScopeSet): string {
@@ -41,7 +43,10 @@ export class TokenCache {
   set(key: string, token: CachedToken): CachedToken {
     const current = this.entries.get(key);
     if (current !== undefined && current.expiresAt > token.expiresAt) return current;
-    if (current !== undefined) token.lastUsedAt = Math.max(token.lastUsedAt, current.lastUsedAt);
+    if (current !== undefined) {
+      token.lastUsedAt = Math.max(token.lastUsedAt, current.lastUsedAt);
+      token.uses += current.uses;
+    }
     this.entries.set(key, token);
     if (current === undefined && this.forAccount(token.accountEmail).length > this.maxPerAccount) {
       this.evictLeastRecentlyUsed(token.accountEmail);
@@ -74,13 +79,15 @@ export class TokenCache {
     return this.entries.size;
   }
 
+  /** Sets asked for once go first (what a caller cycling through sets leaves), then the least recently used. */
   private evictLeastRecentlyUsed(accountEmail?: string): void {
     let oldestKey: string | undefined;
-    let oldest = Infinity;
+    let oldest: CachedToken | undefined;
+    const rank = (token: CachedToken) => (token.uses > 1 ? 1 : 0);
     for (const [key, token] of this.entries) {
       if (accountEmail !== undefined && token.accountEmail !== accountEmail) continue;
-      if (token.lastUsedAt < oldest) {
-        oldest = token.lastUsedAt;
+      if (oldest === undefined || rank(token) < rank(oldest) || (rank(token) === rank(oldest) && token.lastUsedAt < oldest.lastUsedAt)) {
+        oldest = token;
         oldestKey = key;
       }
     }

@@ -43,8 +43,8 @@ export class UpstreamBudget {
     this.refilledAt = clock.now();
   }
 
-  /** Takes one grant from the budget, or throws why the account may not go upstream now. */
-  admit(): void {
+  /** Takes one grant from the budget (unless `spend` is false), or throws why the account may not go upstream now. */
+  admit(spend = true): void {
     const now = this.clock.now();
     if (now < this.pausedUntil) {
       const seconds = Math.ceil((this.pausedUntil - now) / 1000);
@@ -52,6 +52,7 @@ export class UpstreamBudget {
         hint: 'cached tokens are still served; `tokend status` shows the account health',
       });
     }
+    if (!spend) return;
     this.refill(now);
     if (this.tokens < 1) {
       const seconds = Math.ceil(((1 - this.tokens) * 60_000) / this.policy.perMinute / 1000);

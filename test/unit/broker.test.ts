@@ -16,18 +16,19 @@ import { Secret } from '../../src/secret.js';
 import { clientToStored } from '../../src/oauth/client-config.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { accountEntry } from '../../src/store/secret-store.js';
+import type { UpstreamBudgetPolicy } from '../../src/broker/upstream-budget.js';
 import { fakeClient, FakeUpstream } from '../helpers/fake-upstream.js';
 
 const BQ = 'https://www.googleapis.com/auth/bigquery';
 const CP = 'https://www.googleapis.com/auth/cloud-platform';
 const EMAIL = 'alice@example.com';
 
-async function setup(policy: Partial<FreshnessPolicy> = {}) {
+async function setup(policy: Partial<FreshnessPolicy> = {}, upstreamBudget: Partial<UpstreamBudgetPolicy> = {}) {
   const clock = new ManualClock();
   const store = new MemoryStore();
   const upstream = new FakeUpstream();
   const accounts = new AccountRegistry(store, silentLogger());
-  const broker = new Broker({ accounts, upstream, clock, logger: silentLogger(), policy });
+  const broker = new Broker({ accounts, upstream, clock, logger: silentLogger(), policy, upstreamBudget });
   await broker.adoptConsent({
     email: EMAIL,
     refreshToken: new Secret('refresh-original'),
@@ -438,8 +439,8 @@ describe('broker: the upstream budget', () => {
   const MANY = Array.from({ length: 12 }, (_, i) => `https://www.googleapis.com/auth/scope-${i}`);
   const subset = (n: number) => ScopeSet.of(MANY.filter((_, i) => ((n + 1) >> i) & 1));
 
-  async function manyScopes() {
-    const ctx = await setup();
+  async function manyScopes(upstreamBudget: Partial<UpstreamBudgetPolicy> = {}) {
+    const ctx = await setup({}, upstreamBudget);
     await ctx.broker.adoptConsent({ email: EMAIL, refreshToken: new Secret('r'), granted: ScopeSet.of(MANY), client: fakeClient, clientFile: undefined });
     ctx.upstream.refreshCalls.length = 0;
     return ctx;
@@ -501,4 +502,36 @@ describe('broker: the upstream budget', () => {
     await broker.idle();
     assert.ok(upstream.refreshCalls.length - before <= 32, 'evicted sets are not fetched again in the background');
   });
+
+  test('regression: a runaway caller cannot starve a program whose set is in use: it is renewed with the bucket empty', async () => {
+    // A bucket the runaway empties for good: 5 grants, and practically no refill.
+    const { broker, upstream, clock } = await manyScopes({ burst: 5, perMinute: 0.001 });
+    const steady = ScopeSet.of([MANY[0]!, MANY[1]!]);
+    const first = await broker.getToken({ account: EMAIL, scopes: steady });
+    await broker.getToken({ account: EMAIL, scopes: steady });
+    for (let n = 10; n < 100; n++) await broker.getToken({ account: EMAIL, scopes: subset(n) }).catch(() => undefined);
+    assert.equal(upstream.refreshCalls.length, 5, 'the bucket is spent');
+    for (let minute = 0; minute < 50; minute++) {
+      clock.advance(60_000);
+      await broker.idle();
+    }
+    const later = await broker.getToken({ account: EMAIL, scopes: steady });
+    assert.equal(later.cache, 'hit');
+    assert.notEqual(later.accessToken.reveal(), first.accessToken.reveal(), 'renewed in the background');
+  });
+
+  test('eviction drops sets asked for once before a set in use, however recently', async () => {
+    const { broker, clock } = await manyScopes();
+    const steady = ScopeSet.of([MANY[0]!, MANY[1]!]);
+    await broker.getToken({ account: EMAIL, scopes: steady });
+    await broker.getToken({ account: EMAIL, scopes: steady });
+    for (let n = 10; n < 60; n++) {
+      await broker.getToken({ account: EMAIL, scopes: subset(n) }).catch(() => undefined);
+      clock.advance(2_000);
+    }
+    const cached = broker.status().accounts.find((a) => a.email === EMAIL)!.tokens.map((t) => t.scopes.join(' '));
+    assert.equal(cached.length, 32);
+    assert.ok(cached.includes(steady.scopes.join(' ')), 'the set in use survived 50 one-off sets');
+  });
+
 });
