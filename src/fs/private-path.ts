@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readFileSync, type Stats } from 'node:fs';
-import { chmod, lstat, mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { chmod, lstat, mkdir, open, realpath, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { dirname, join, parse, sep } from 'node:path';
 import { StoreUnavailableError, UnsafePathError } from '../errors.js';
 
 /**
@@ -37,6 +37,7 @@ export function myUid(): number | undefined {
 
 /** Makes sure `dir` is a real directory of ours that nobody else can write; returns its identity. */
 export async function ensurePrivateDir(dir: string, options: PrivateDirOptions): Promise<DirIdentity> {
+  await checkAncestors(dir);
   let info = await lstatOrUndefined(dir);
   if (info === undefined) {
     if (!options.create) {
@@ -75,6 +76,42 @@ export async function ensurePrivateDir(dir: string, options: PrivateDirOptions):
     await chmod(dir, 0o700);
   }
   return { path: dir, dev: info.dev, ino: info.ino };
+}
+
+/**
+ * Every directory above `dir` must belong to root or to you, and not be writable by others unless it
+ * is sticky (as /tmp is): whoever can write a parent could swap `dir` itself between a check and a use
+ * (OpenSSH's StrictModes makes the same walk). Missing parents are skipped: they will be created 0700.
+ */
+async function checkAncestors(dir: string): Promise<void> {
+  const uid = myUid();
+  if (uid === undefined) return;
+  let existing = dirname(dir);
+  let real: string | undefined;
+  while (real === undefined) {
+    real = await realpath(existing).catch(() => undefined);
+    if (real === undefined) {
+      if (dirname(existing) === existing) return;
+      existing = dirname(existing);
+    }
+  }
+  const { root } = parse(real);
+  const parts = real.slice(root.length).split(sep).filter((part) => part !== '');
+  for (let i = parts.length; i >= 0; i--) {
+    const ancestor = root + parts.slice(0, i).join(sep);
+    const info = await stat(ancestor);
+    if (info.uid !== 0 && info.uid !== uid) {
+      throw new UnsafePathError(`${ancestor}, above ${dir}, belongs to uid ${info.uid}, who could replace ${dir}`, {
+        hint: 'choose a path whose parent directories belong to you or to root',
+      });
+    }
+    const sticky = (info.mode & 0o1000) !== 0;
+    if ((info.mode & 0o022) !== 0 && !sticky) {
+      throw new UnsafePathError(`${ancestor}, above ${dir}, is writable by other users (mode ${octal(info.mode & 0o777)}), who could replace ${dir}`, {
+        hint: `run \`chmod go-w ${shellQuote(ancestor)}\`, or choose another path`,
+      });
+    }
+  }
 }
 
 /** Throws when `identity.path` no longer names the directory that was checked. */

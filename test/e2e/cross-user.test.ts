@@ -163,7 +163,7 @@ describe('another local user against the owner\'s daemon', { skip: skipUnlessSec
       assert.deepEqual(
         delivered.stdout.trim().split('\n').map((line) => line.split(' ')[0]),
         ['refused', 'refused', 'refused'],
-        delivered.stdout,
+        `exit ${delivered.code}\n${delivered.stdout}\n${delivered.stderr}`,
       );
       assert.equal(cli.child.exitCode, null, 'the owner\'s sign-in is still open');
 
@@ -245,7 +245,7 @@ describe('another local user against the owner\'s daemon', { skip: skipUnlessSec
   });
 
   test('regression: config directory swapped for a symlink — nothing is written into the other user\'s directory, and the daemon keeps running', async () => {
-    const shared = sharedDir(0o777); // not sticky: others may rename entries in it
+    const shared = sharedDir(0o755); // loosened to 0777 below, once the daemon runs
     const configDir = join(shared, 'config');
     const socketDir = mkdtempSync(join(tmpdir(), 'tokend-run-'));
     const socket = join(socketDir, 'tokend.sock');
@@ -259,6 +259,7 @@ describe('another local user against the owner\'s daemon', { skip: skipUnlessSec
       assert.equal((await cli.result).code, 0);
       assert.ok(existsSync(join(configDir, 'secrets.json')));
 
+      chmodSync(shared, 0o777); // someone loosens the parent: others may now rename entries in it
       const swapped = await runAsOtherUser(SWAP_FOR_SYMLINK, [configDir]);
       assert.equal(swapped.code, 0, swapped.stderr);
       const attackerDir = swapped.stdout.trim();
@@ -269,11 +270,15 @@ describe('another local user against the owner\'s daemon', { skip: skipUnlessSec
       assert.deepEqual(readdirSync(attackerDir), [], 'no secret landed in the other user\'s directory');
       assert.equal((await runCli(['status'], env)).code, 0, 'the daemon keeps running');
 
-      // A new daemon refuses the link outright.
+      // A new daemon refuses the parent others can write, and the link.
       await daemon.stop();
       const again = await runCli(['serve'], env);
       assert.notEqual(again.code, 0);
-      assert.match(again.stderr, /is a symbolic link/);
+      assert.match(again.stderr, /is writable by other users \(mode 0777\), who could replace/);
+      chmodSync(shared, 0o755);
+      const linked = await runCli(['serve'], env);
+      assert.notEqual(linked.code, 0);
+      assert.match(linked.stderr, /is a symbolic link/);
     } finally {
       await daemon.stop();
     }
