@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import { tcpPeerUid, type PeerUid, type TcpEnds } from './tcp-peer-uid.js';
 
 /**
- * Every loopback TCP listener of the daemon (the consent callback, the metadata listener) accepts a
+ * Every loopback TCP listener of the daemon (the consent callback; the metadata listener, once built) accepts a
  * connection only when its client socket belongs to the daemon's own uid: any local user can reach
  * 127.0.0.1, and the listeners must answer only their owner. This module is the one place that decides.
  */

@@ -39,8 +39,13 @@ while (Date.now() < deadline) {
 process.exit(1);
 `;
 
-/** Requests each URL given; prints `answered STATUS` or `refused CODE` for each. */
+/**
+ * Requests each URL given; prints `answered STATUS` or `refused CODE` for each. A request the daemon
+ * dropped can leave fetch waiting on nothing but its (unref'd) timeout: a ref'd timer keeps the script
+ * alive until that fires.
+ */
 const DELIVER = `
+const alive = setInterval(() => {}, 1_000);
 for (const url of process.argv.slice(1)) {
   try {
     const response = await fetch(url, { signal: AbortSignal.timeout(5_000) });
@@ -49,6 +54,7 @@ for (const url of process.argv.slice(1)) {
     console.log('refused ' + (error.cause?.code ?? error.name));
   }
 }
+clearInterval(alive);
 `;
 
 /** Opens COUNT connections to PORT and holds them; prints how many the other side closed. */

@@ -59,3 +59,9 @@ test('default paths follow XDG, with private fallbacks', () => {
   assert.equal(defaultConfigDir({}, 'darwin', '/Users/a'), '/Users/a/Library/Application Support/tokend');
   assert.equal(defaultConfigDir({ TOKEND_CONFIG_DIR: '/x' }, 'linux', '/h'), '/x');
 });
+
+test('regression: relative or empty XDG and HOME values are ignored, never resolved against the working directory', () => {
+  assert.equal(defaultSocketPath({ HOME: '/home/alice', XDG_RUNTIME_DIR: 'run', XDG_STATE_HOME: '' }, 'linux'), '/home/alice/.local/state/tokend/tokend.sock');
+  assert.equal(defaultConfigDir({ XDG_CONFIG_HOME: 'relative' }, 'linux', '/h'), '/h/.config/tokend');
+  assert.ok(defaultSocketPath({ HOME: '' }, 'linux').startsWith('/'));
+});

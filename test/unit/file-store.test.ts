@@ -462,4 +462,21 @@ describe('FileStore against hostile files and crashes', () => {
     assert.equal(await new FileStore(dir, { passphrase }).getPassword('tokend', 'a'), 'generation-3');
     assert.deepEqual(readdirSync(dir), ['secrets.json']);
   });
+
+  test('regression: a temp file that cannot be read for another reason than damage (no passphrase) stops the open and is kept', async () => {
+    const dir = freshDir();
+    const plain = new FileStore(dir);
+    await plain.setPassword('tokend', 'a', 'generation-1');
+    const path = join(dir, 'secrets.json');
+    const gen1 = readFileSync(path);
+    // The first encrypted write crashed before its rename; the daemon then starts without the passphrase.
+    const encrypted = new FileStore(dir, { passphrase });
+    await encrypted.setPassword('tokend', 'a', 'rotated');
+    const temp = join(dir, '.secrets.json.eeeeeeeeeeee.tmp');
+    writeFileSync(temp, readFileSync(path), { mode: 0o600 });
+    writeFileSync(path, gen1, { mode: 0o600 });
+    await assert.rejects(new FileStore(dir).open(), /is encrypted and no passphrase was given/);
+    assert.ok(readdirSync(dir).includes('.secrets.json.eeeeeeeeeeee.tmp'), 'the temp file is kept');
+    assert.equal(await new FileStore(dir, { passphrase }).getPassword('tokend', 'a'), 'rotated');
+  });
 });

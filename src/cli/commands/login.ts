@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { LoginOutcome, LoginStartResponse, TokendClient } from '../../client/socket-client.js';
-import { ExitCode, InvalidClientSecretsError, LoginFailedError, LoginTimeoutError } from '../../errors.js';
+import { ExitCode, InvalidClientSecretsError, LoginFailedError, LoginTimeoutError, UsageError } from '../../errors.js';
 import { parseFlags } from '../args.js';
 import { openBrowser } from '../browser.js';
 import { clientFor, socketOption } from '../context.js';
@@ -40,6 +40,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
     json: { type: 'boolean' },
     ...socketOption,
   });
+  if (values.default === true && values['no-default'] === true) {
+    throw new UsageError('--default and --no-default contradict each other', { hint: 'give one of them' });
+  }
   const file = values['client-secrets'];
   if (file === undefined) {
     throw new InvalidClientSecretsError('--client-secrets FILE is required', {
