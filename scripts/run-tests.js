@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
+/** The longest file takes about 40 s here. */
+const TEST_TIMEOUT_MS = 120_000;
 
 function testFiles(dir) {
   const out = [];
@@ -30,7 +32,8 @@ const env = { ...process.env, TOKEND_TEST_ARTIFACTS: artifacts };
 const run = (files) =>
   files.length === 0
     ? 0
-    : spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...files], {
+    : // A hang fails the run with the test's name within two minutes instead of holding CI.
+      spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', `--test-timeout=${TEST_TIMEOUT_MS}`, ...files], {
         cwd: root,
         env,
         stdio: 'inherit',

@@ -71,6 +71,16 @@ describe('consent session', () => {
     assert.equal(wrong.status, 400);
     assert.match(wrong.body, /state does not match/);
 
+    // Of the right length, differing in one character only (first, then last): compared whole, not by length.
+    const real = redirect.searchParams.get('state')!;
+    for (const state of [`${real[0] === 'A' ? 'B' : 'A'}${real.slice(1)}`, `${real.slice(0, -1)}${real.at(-1) === 'A' ? 'B' : 'A'}`]) {
+      const near = new URL(redirect);
+      near.searchParams.set('state', state);
+      assert.equal(state.length, real.length);
+      assert.equal((await get(near.toString())).status, 400, `state ${state}`);
+    }
+    assert.equal(session.finished, false);
+
     const right = await get(redirect.toString());
     assert.equal(right.status, 200);
     assert.match(right.body, /Signed in as alice@example\.com/);

@@ -82,6 +82,16 @@ describe('metadata routes', () => {
     assert.equal(upstream.refreshCalls.length, 0);
   });
 
+  test('a wrong Metadata-Flavor value is refused like a missing one, as the real server does', async () => {
+    const { app, upstream } = await setup();
+    for (const value of ['google', 'GOOGLE', 'Googl', 'Google ', 'true', '']) {
+      const res = await app.inject({ url: TOKEN_PATH, headers: { 'metadata-flavor': value } });
+      assert.equal(res.statusCode, 403, `Metadata-Flavor: ${JSON.stringify(value)}`);
+      assert.equal(res.json().error.code, 'missing_metadata_flavor');
+    }
+    assert.equal(upstream.refreshCalls.length, 0);
+  });
+
   test('regression: a percent-encoded path does not skip the Metadata-Flavor check', async () => {
     const { app, upstream } = await setup();
     for (const url of [TOKEN_PATH.replace('/computeMetadata', '/%63omputeMetadata'), TOKEN_PATH.replace('token', '%74oken')]) {

@@ -216,13 +216,27 @@ describe('broker: grants', () => {
     upstream.rotate = true;
     const { service, account } = accountEntry(EMAIL);
     const originalSet = store.setPassword.bind(store);
-    let storedBeforeServed = false;
+    // The store's write is held by a latch: no token may be served while it is pending.
+    let releaseWrite!: () => void;
+    const writeHeld = new Promise<void>((resolve) => (releaseWrite = resolve));
+    let writeStarted = false;
     store.setPassword = async (s, a, p) => {
+      writeStarted = true;
+      await writeHeld;
       await originalSet(s, a, p);
-      storedBeforeServed = true;
     };
-    await broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') });
-    assert.ok(storedBeforeServed);
+    let served = false;
+    const pending = broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') }).then((token) => {
+      served = true;
+      return token;
+    });
+    const deadline = Date.now() + 5_000;
+    while (!writeStarted && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
+    assert.ok(writeStarted, 'the rotated refresh token is being stored');
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(served, false, 'no access token is served before the rotated refresh token is stored');
+    releaseWrite();
+    await pending;
     assert.match((await store.getPassword(service, account)) ?? '', /refresh-rotated-1/);
     await broker.getToken({ account: 'default', scopes: ScopeSet.parse('cloud-platform') });
     assert.equal(upstream.refreshCalls[1]?.refreshToken, 'refresh-rotated-1', 'the next refresh uses the rotated token');

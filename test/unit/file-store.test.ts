@@ -480,3 +480,25 @@ describe('FileStore against hostile files and crashes', () => {
     assert.equal(await new FileStore(dir, { passphrase }).getPassword('tokend', 'a'), 'rotated');
   });
 });
+
+describe('owner-only directories (src/fs/private-path.ts)', () => {
+  test('regression: each unsafe mode bit alone is refused (group-writable, other-writable), and another owner', { skip: !posix && 'POSIX modes' }, async () => {
+    for (const bad of [0o720, 0o702]) {
+      const dir = freshDir();
+      mkdirSync(dir, { recursive: true });
+      chmodSync(dir, bad);
+      await assert.rejects(ensurePrivateDir(dir, { create: false, others: 'tighten', what: 'test' }), /writable by other users/, `mode ${bad.toString(8)}`);
+    }
+    if (isRoot) {
+      const dir = freshDir();
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      chownSync(dir, 65534, 65534);
+      await assert.rejects(ensurePrivateDir(dir, { create: false, others: 'tighten', what: 'test' }), /owned by uid 65534, not by you/);
+    }
+    const ok = freshDir();
+    mkdirSync(ok, { recursive: true });
+    chmodSync(ok, 0o755);
+    await ensurePrivateDir(ok, { create: false, others: 'tighten', what: 'test' });
+    assert.equal(mode(ok), 0o700, 'readable by others only: tightened to 0700');
+  });
+});
