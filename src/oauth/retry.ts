@@ -41,7 +41,8 @@ export async function withRetries<T>(
   policy: RetryPolicy,
   attempt: (n: number) => Promise<T>,
   signal?: AbortSignal,
-  random: () => number = Math.random,
+  /** For tests: the jitter source and the wait itself. */
+  { random = Math.random, sleep = delay }: { random?: () => number; sleep?: (ms: number, signal?: AbortSignal) => Promise<void> } = {},
 ): Promise<T> {
   for (let n = 1; ; n++) {
     try {
@@ -51,7 +52,7 @@ export async function withRetries<T>(
       // A server that says how long to wait is not asked again sooner; a long wait is the caller's.
       if (error.retryAfterMs !== undefined && error.retryAfterMs > policy.maxDelayMs) throw error;
       const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (n - 1));
-      await delay(Math.max(error.retryAfterMs ?? 0, Math.floor(random() * ceiling)), signal);
+      await sleep(Math.max(error.retryAfterMs ?? 0, Math.floor(random() * ceiling)), signal);
     }
   }
 }

@@ -9,7 +9,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { obtainRedirectUrl } from '../helpers/consent-driver.js';
-import { daemonDirs, daemonEnv, runCli, startCli, startDaemonProcess } from '../helpers/daemon-process.js';
+import { daemonDirs, daemonEnv, runCli, stopAllDaemons, startCli, startDaemonProcess } from '../helpers/daemon-process.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 import { requirements, skipUnless } from '../helpers/requirements.js';
 
@@ -20,7 +20,8 @@ before(async () => {
   standin = await startStandin({ rotateRefreshTokens: true });
 });
 after(async () => {
-  await standin.stop();
+  await stopAllDaemons();
+  await standin?.stop();
 });
 
 /** Delays every fsync of every thread of `pid` by `seconds`, until stopped. Resolves once attached. */

@@ -10,7 +10,7 @@ import { TokendClient } from '../../src/client/socket-client.js';
 import { DaemonUnreachableError } from '../../src/errors.js';
 import { after, before, describe, test } from 'node:test';
 import { consentViaHttp, obtainRedirectUrl } from '../helpers/consent-driver.js';
-import { daemonDirs, daemonEnv, runCli, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
+import { daemonDirs, daemonEnv, runCli, stopAllDaemons, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 import { OTHER_UID, runAsOtherUser, skipUnlessSecondUser, startAsOtherUser } from '../helpers/second-user.js';
 
@@ -120,7 +120,8 @@ before(async () => {
   standin = await startStandin();
 });
 after(async () => {
-  await standin.stop();
+  await stopAllDaemons();
+  await standin?.stop();
 });
 
 async function startOwnerDaemon(name: string, browser: string) {

@@ -8,9 +8,9 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, sy
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, beforeEach, describe, test } from 'node:test';
 import { consentViaHttp, obtainRedirectUrl } from '../helpers/consent-driver.js';
-import { daemonDirs, daemonEnv, runCli, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
+import { daemonDirs, daemonEnv, runCli, stopAllDaemons, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
 import { noSecretServiceEnv } from '../helpers/keyring-session.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 
@@ -22,7 +22,15 @@ before(async () => {
   standin = await startStandin();
 });
 after(async () => {
-  await standin.stop();
+  await stopAllDaemons();
+  await standin?.stop();
+});
+beforeEach(() => {
+  // One test's injected faults must not reach the next.
+  standin.faults.length = 0;
+  standin.setDown(false);
+  standin.setRotateRefreshTokens(false);
+  standin.resetStats();
 });
 
 interface Setup {

@@ -53,6 +53,14 @@ export interface DaemonProcess {
   exited: Promise<number | null>;
 }
 
+/** Every daemon a test file started and that still runs: stopAllDaemons() ends them, whatever failed. */
+const running = new Set<DaemonProcess>();
+
+/** For `after()`: a test that failed half-way must not leave a daemon holding the file open. */
+export async function stopAllDaemons(): Promise<void> {
+  await Promise.all([...running].map((daemon) => daemon.stop()));
+}
+
 /**
  * Starts `tokend serve` as a real process and waits (bounded) until its socket accepts connections.
  * Its stderr is kept in memory and in the artifacts log.
@@ -100,7 +108,7 @@ export async function startDaemonProcess(options: {
       reject(new Error(`tokend serve exited with ${code} before listening:\n${log}`));
     });
   });
-  return {
+  const daemon: DaemonProcess = {
     child,
     socket: options.socket,
     logPath,
@@ -111,6 +119,9 @@ export async function startDaemonProcess(options: {
       return exited;
     },
   };
+  running.add(daemon);
+  void exited.then(() => running.delete(daemon));
+  return daemon;
 }
 
 export interface RunningCli {

@@ -128,7 +128,9 @@ describe('consent session', () => {
     standin.faults.push({ delayMs: 500 });
     const codeGrantsBefore = standin.stats.codeGrants;
     const callback = get(redirect);
-    while (standin.stats.codeGrants === codeGrantsBefore) await new Promise((resolve) => setImmediate(resolve));
+    const deadline = Date.now() + 5_000;
+    while (standin.stats.codeGrants === codeGrantsBefore && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
+    assert.notEqual(standin.stats.codeGrants, codeGrantsBefore, 'the code exchange reached the stand-in within 5 s');
     await session.close('the daemon is shutting down');
     assert.equal(stored, false);
     await assert.rejects(session.result, /the sign-in was cancelled: the daemon is shutting down/);

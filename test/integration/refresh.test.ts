@@ -29,7 +29,7 @@ let standin: StandinHandle;
 let clock: ManualClock;
 let broker: Broker;
 let socket: string;
-let close: () => Promise<void>;
+let close: (() => Promise<void>) | undefined;
 const store = new MemoryStore();
 
 before(async () => {
@@ -53,8 +53,9 @@ before(async () => {
 });
 
 after(async () => {
-  await close();
-  await standin.stop();
+  // Whatever before() got to: a failed start must not leave the stand-in holding the file open.
+  await close?.();
+  await standin?.stop();
 });
 
 beforeEach(() => {
