@@ -7,7 +7,7 @@ export type { Logger } from 'pino';
  * Field names that may hold a secret somewhere in an object passed to the logger. Code never logs
  * these on purpose (it logs the allowed fields below); this is the second layer.
  */
-const SECRET_KEYS = [
+export const SECRET_KEYS = [
   'access_token',
   'accessToken',
   'refresh_token',

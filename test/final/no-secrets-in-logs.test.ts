@@ -1,7 +1,8 @@
 /**
  * Runs after every other suite (scripts/run-tests.js). The stand-in recorded every secret it issued or
- * saw — access and refresh tokens, codes, ID tokens, PKCE verifiers, client secrets — and every daemon
- * the suites ran left its log. Not one of those secrets may appear in any log line.
+ * saw — access and refresh tokens, codes, ID tokens, PKCE verifiers, client secrets — and the helpers
+ * the file passphrases the daemons were given; every daemon left its log and every CLI its stderr.
+ * Not one of those secrets may appear in any of them.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, type WriteStream } from 'node:fs';
+import { appendFileSync, createWriteStream, mkdirSync, mkdtempSync, type WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -16,6 +16,18 @@ export function artifactLogPath(name: string): string {
   const dir = join(base, 'logs');
   mkdirSync(dir, { recursive: true });
   return join(dir, `${name}-${process.pid}-${Date.now()}.log`);
+}
+
+/**
+ * Secrets tokend itself holds that no stand-in sees (the file passphrase), recorded for the final
+ * suite like the stand-in's; a no-op outside `npm test`.
+ */
+function recordSecret(value: string | undefined): void {
+  const base = process.env.TOKEND_TEST_ARTIFACTS;
+  if (base === undefined || value === undefined || value === '') return;
+  const dir = join(base, 'secrets');
+  mkdirSync(dir, { recursive: true });
+  appendFileSync(join(dir, `tokend-held-${process.pid}.txt`), `${value}\n`);
 }
 
 /** A private directory for one daemon: its socket, config dir and home. */
@@ -73,6 +85,7 @@ export async function startDaemonProcess(options: {
 }): Promise<DaemonProcess> {
   const logPath = artifactLogPath(options.name);
   const logFile: WriteStream = createWriteStream(logPath);
+  recordSecret(options.env.TOKEND_FILE_PASSPHRASE);
   const child = spawn(process.execPath, [BIN, 'serve', '--socket', options.socket, ...(options.args ?? [])], {
     env: options.env,
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -135,11 +148,15 @@ export interface RunningCli {
 /** Starts the real CLI and lets the test react to what it prints (the login URL, say). */
 export function startCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000): RunningCli {
   const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  recordSecret(env.TOKEND_FILE_PASSPHRASE);
+  // What the CLI tells a person (stderr) is searched for secrets too; stdout carries tokens by design.
+  const stderrLog = createWriteStream(artifactLogPath(`cli-${args[0] ?? 'none'}`));
   let stdout = '';
   let stderr = '';
   const watchers = new Set<() => void>();
   child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => {
+    stderrLog.write(chunk);
     stderr += chunk.toString();
     for (const watcher of watchers) watcher();
   });
@@ -150,6 +167,7 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_
     }, timeoutMs);
     child.on('close', (code) => {
       clearTimeout(timer);
+      stderrLog.end();
       for (const watcher of watchers) watcher();
       resolve({ code, stdout, stderr });
     });
