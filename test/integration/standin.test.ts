@@ -1,4 +1,5 @@
 // The Google stand-in (test/helpers/oauth-standin.ts) and the consent drivers, tested and shown in use.
+// These test the test helpers, not tokend: their names say so.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -41,7 +42,7 @@ function resetBetweenTests(t: TestContext): void {
   });
 }
 
-await test('code flow', async (t) => {
+await test('test helper, not tokend: stand-in code flow', async (t) => {
   resetBetweenTests(t);
 
   await t.test('PKCE code flow: refresh token, granted scope, ID token with email; the callback is fetched', async () => {
@@ -108,7 +109,7 @@ await test('code flow', async (t) => {
   });
 });
 
-await test('refresh', async (t) => {
+await test('test helper, not tokend: stand-in refresh', async (t) => {
   resetBetweenTests(t);
 
   await t.test('a narrower scope gives a token with exactly that scope; no refresh token comes back', async () => {
@@ -155,7 +156,7 @@ await test('refresh', async (t) => {
   });
 });
 
-await test('options: account email, access token lifetime, extra scopes', async () => {
+await test('test helper, not tokend: stand-in options: account email, access token lifetime, extra scopes', async () => {
   const drive = 'https://www.googleapis.com/auth/drive.readonly';
   const other = await startStandin({ email: 'bob@example.com', accessTokenTtlSeconds: 5, extraScopes: [drive] });
   try {
@@ -168,7 +169,7 @@ await test('options: account email, access token lifetime, extra scopes', async 
   }
 });
 
-await test('faults on the token endpoint', async (t) => {
+await test('test helper, not tokend: stand-in faults on the token endpoint', async (t) => {
   resetBetweenTests(t);
 
   await t.test('a queued 503 answers one request; the next one succeeds', async () => {
@@ -213,7 +214,7 @@ await test('faults on the token endpoint', async (t) => {
   });
 });
 
-await test('files', async (t) => {
+await test('test helper, not tokend: stand-in files', async (t) => {
   resetBetweenTests(t);
 
   await t.test('client_secrets.json has the shape of a Google Desktop client file', () => {
@@ -249,7 +250,7 @@ await test('files', async (t) => {
   });
 });
 
-await test('consent in a real Chromium, unticking a scope', { skip: skipUnless(requirements.chromium) }, async () => {
+await test('test helper, not tokend: stand-in consent in a real Chromium, unticking a scope', { skip: skipUnless(requirements.chromium) }, async () => {
   const pkce = pkcePair();
   const screenshotPath = join(artifacts, 'consent.png');
   const page = await consentViaChromium(authorizationUrl(REQUESTED, pkce.challenge, 'browser'), {
@@ -266,7 +267,7 @@ await test('consent in a real Chromium, unticking a scope', { skip: skipUnless(r
   assert.deepEqual(scopeSet(tokens.scope), new Set(['openid', 'email', CLOUD_PLATFORM]));
 });
 
-await test('the stand-in met no internal error along the way', () => {
+await test('test helper, not tokend: stand-in the stand-in met no internal error along the way', () => {
   assert.deepEqual(standin.serverErrors, []);
 });
 

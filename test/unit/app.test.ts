@@ -172,12 +172,15 @@ describe('metadata routes', () => {
     assert.match(res.json().error.hint, /tokend login/);
   });
 
-  test('unexpected failures become a generic 500 without internals', async () => {
+  test('an upstream library failure is a 503 whose body carries none of the failure\'s text', async () => {
     const { app, upstream } = await setup();
     upstream.refresh = () => Promise.reject(new Error('internal detail: refresh-original'));
     const res = await app.inject({ url: TOKEN_PATH, headers: FLAVOR });
     assert.equal(res.statusCode, 503);
     assert.doesNotMatch(res.body, /internal detail|refresh-original/);
+  });
+
+  test('unexpected failures become a generic 500 without internals', async () => {
     const { broker } = await setup();
     (broker as unknown as { getToken: () => never }).getToken = () => {
       throw new Error('boom with secret refresh-original');

@@ -43,9 +43,13 @@ test('bad values are rejected with where they came from', () => {
   assert.throws(() => loadConfig({}, { TOKEND_CONFIG_DIR: configDirWith({ loginTimeoutSeconds: 5 }) }), /loginTimeoutSeconds.*from 10 to 3600/);
 });
 
-test('the passphrase comes from the environment only', () => {
+test('the passphrase comes from the environment only: a config file naming one is refused', () => {
   const config = loadConfig({}, { TOKEND_CONFIG_DIR: configDirWith({}), TOKEND_FILE_PASSPHRASE: 'pw' });
   assert.equal(config.filePassphrase, 'pw');
+  assert.equal(loadConfig({}, { TOKEND_CONFIG_DIR: configDirWith({}) }).filePassphrase, undefined);
+  for (const key of ['passphrase', 'filePassphrase']) {
+    assert.throws(() => loadConfig({}, { TOKEND_CONFIG_DIR: configDirWith({ [key]: 'pw' }) }), /unknown setting/, key);
+  }
 });
 
 test('default paths follow XDG, with private fallbacks', () => {
