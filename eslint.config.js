@@ -42,6 +42,15 @@ export default tseslint.config(
       '@typescript-eslint/no-unsafe-call': 'off',
       '@typescript-eslint/no-unsafe-argument': 'off',
       '@typescript-eslint/no-unsafe-return': 'off',
+      // A failing assert.ok without a message makes node read and parse the source to describe it,
+      // which under tsx took 10+ minutes: every assert.ok says what it checks.
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "CallExpression[callee.object.name='assert'][callee.property.name='ok'][arguments.length<2]",
+          message: 'give assert.ok a message that says what it checks',
+        },
+      ],
     },
   },
 );

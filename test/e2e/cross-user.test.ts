@@ -155,7 +155,7 @@ describe('another local user against the owner\'s daemon', { skip: skipUnlessSec
 
       // Assume the attacker has the state anyway (the owner's terminal shows the URL).
       const state = new URL(authUrl!).searchParams.get('state')!;
-      assert.ok(state.length > 0);
+      assert.ok(state.length > 0, 'state.length > 0');
 
       // The attacker consents with their own account, bound to the owner's public code_challenge…
       const forged = new URL(await obtainRedirectUrl(authUrl!, { login: 'mallory@evil.example' }));
@@ -235,7 +235,7 @@ describe('another local user against the owner\'s daemon', { skip: skipUnlessSec
     try {
       await squatter.waitFor(/ready/);
       await assert.rejects(client.getToken({ scopes: 'bigquery' }), (error: unknown) => {
-        assert.ok(error instanceof DaemonUnreachableError);
+        assert.ok(error instanceof DaemonUnreachableError, 'error instanceof DaemonUnreachableError');
         assert.match(error.message, new RegExp(`owned by uid ${OTHER_UID}`));
         return true;
       });
@@ -264,7 +264,7 @@ describe('another local user against the owner\'s daemon', { skip: skipUnlessSec
       const [, authUrl] = await cli.waitForStderr(AUTH_URL_LINE);
       cli.writeStdin(`${await obtainRedirectUrl(authUrl!)}\n`);
       assert.equal((await cli.result).code, 0);
-      assert.ok(existsSync(join(configDir, 'secrets.json')));
+      assert.ok(existsSync(join(configDir, 'secrets.json')), 'existsSync(join(configDir, \'secrets.json\'))');
 
       chmodSync(shared, 0o777); // someone loosens the parent: others may now rename entries in it
       const swapped = await runAsOtherUser(SWAP_FOR_SYMLINK, [configDir]);

@@ -125,7 +125,7 @@ describe('daemon process', () => {
     const setup = await startDaemon('modes');
     assert.equal(statSync(join(setup.dirs.root, 'run')).mode & 0o777, 0o700);
     assert.equal(statSync(setup.dirs.socket).mode & 0o777, 0o600);
-    assert.ok(statSync(setup.dirs.socket).isSocket());
+    assert.ok(statSync(setup.dirs.socket).isSocket(), 'statSync(setup.dirs.socket).isSocket()');
 
     const second = await runCli(['serve'], setup.env);
     assert.notEqual(second.code, 0);
@@ -137,7 +137,7 @@ describe('daemon process', () => {
     // A daemon killed outright leaves its socket behind; the next one removes it and starts.
     setup.daemon.child.kill('SIGKILL');
     await setup.daemon.exited;
-    assert.ok(statSync(setup.dirs.socket).isSocket());
+    assert.ok(statSync(setup.dirs.socket).isSocket(), 'statSync(setup.dirs.socket).isSocket()');
     const next = await startDaemonProcess({ name: 'modes-restart', env: setup.env, socket: setup.dirs.socket });
     assert.equal((await getOverSocket(setup.dirs.socket, '/')).status, 200);
     assert.equal(await next.stop(), 0);
@@ -289,7 +289,7 @@ describe('login, tokens and scope limits over the socket', () => {
       assert.equal(response.headers['content-type'], 'application/json');
       const body = JSON.parse(response.body);
       assert.equal(body.token_type, 'Bearer');
-      assert.ok(Number.isInteger(body.expires_in) && body.expires_in > 3500);
+      assert.ok(Number.isInteger(body.expires_in) && body.expires_in > 3500, 'Number.isInteger(body.expires_in) && body.expires_in > 3500');
       const introspection = await standin.introspect(body.access_token);
       assert.equal(introspection.active, true);
       assert.deepEqual(introspection.scope?.split(' ').sort(), scopes.split(',').map((s) => G + s).sort());
@@ -336,7 +336,7 @@ describe('login, tokens and scope limits over the socket', () => {
     assert.match(status.store.description, /encrypted/);
     assert.equal(status.accounts[0].email, 'alice@example.com');
     assert.deepEqual(status.accounts[0].health, { state: 'ok' });
-    assert.ok(status.accounts[0].tokens.length >= 3);
+    assert.ok(status.accounts[0].tokens.length >= 3, 'status.accounts[0].tokens.length >= 3');
     const human = await runCli(['status'], setup.env);
     assert.match(human.stdout, /alice@example\.com \(default\): ok/);
     assert.match(human.stdout, /granted: bigquery, cloud-platform/);
@@ -357,7 +357,7 @@ describe('shutdown', () => {
       setup.daemon.child.kill(signal);
       const response = await inFlight;
       assert.equal(response.status, 200, response.body);
-      assert.ok(JSON.parse(response.body).access_token);
+      assert.ok(JSON.parse(response.body).access_token, 'JSON.parse(response.body).access_token');
       assert.equal(await setup.daemon.exited, 0);
       assert.throws(() => statSync(setup.dirs.socket), /ENOENT/);
       assert.match(setup.daemon.log(), /"event":"stopped"/);

@@ -53,7 +53,7 @@ describe('a runaway caller', () => {
     for (let n = 0; n < 300; n++) statuses.push(await token(subset(n)));
     // The burst of 30, plus what the budget refills while the loop runs (30 a minute).
     assert.ok(standin.stats.refreshGrants <= 40, `${standin.stats.refreshGrants} refresh grants`);
-    assert.ok(statuses.filter((s) => s === 429).length >= 260);
+    assert.ok(statuses.filter((s) => s === 429).length >= 260, 'statuses.filter((s) => s === 429).length >= 260');
     assert.match(daemon.log(), /"event":"upstream_held_back".*"code":"upstream_throttled"/);
     assert.ok((daemon.log().match(/"event":"upstream_held_back"/g) ?? []).length <= 2, 'held-back refusals are logged once a minute, not per request');
   });

@@ -53,7 +53,7 @@ describe('consent session', () => {
     assert.equal(url.origin + url.pathname, standin.authUri);
     assert.equal(url.searchParams.get('code_challenge_method'), 'S256');
     assert.match(url.searchParams.get('code_challenge') ?? '', /^[\w-]{43}$/);
-    assert.ok((url.searchParams.get('state') ?? '').length >= 32);
+    assert.ok((url.searchParams.get('state') ?? '').length >= 32, '(url.searchParams.get(\'state\') ?? \'\').length >= 32');
     assert.equal(url.searchParams.get('redirect_uri'), session.redirectUri);
     assert.match(session.redirectUri, /^http:\/\/127\.0\.0\.1:\d+\/oauth2callback$/);
     assert.deepEqual(url.searchParams.get('scope')?.split(' ').sort(), ['email', `${G}bigquery`, 'openid']);
@@ -152,7 +152,7 @@ describe('consent session', () => {
     const redirect = await obtainRedirectUrl(session.authUrl);
     clock.advance(5 * 60_000 + 1);
     await assert.rejects(session.result, (error: unknown) => {
-      assert.ok(error instanceof LoginTimeoutError);
+      assert.ok(error instanceof LoginTimeoutError, 'error instanceof LoginTimeoutError');
       assert.match(error.message, /no sign-in arrived within 5 min/);
       assert.match(error.hint ?? '', /tokend login/);
       return true;
@@ -214,7 +214,7 @@ describe('consent session', () => {
     await settle();
     const held = closed.filter((c) => !c).length;
     assert.ok(held <= 8, `${held} idle connections are held (cap 8)`);
-    assert.ok(held > 0);
+    assert.ok(held > 0, 'held > 0');
     session.cancel('test over');
     await assert.rejects(session.result, LoginFailedError);
     const deadline = Date.now() + 3_000;
@@ -240,7 +240,7 @@ describe('consent session', () => {
     const newer = await logins.start(request);
     assert.equal(await logins.wait(started[0]!.id, 0), undefined, 'the only open sign-in is still open');
     await logins.closeAll('test over');
-    assert.ok(newer.id);
+    assert.ok(newer.id, 'newer.id');
   });
 
   test('regression: a request a page makes the owner\'s browser send (an <img>, a fetch) is refused and the sign-in stays open', async () => {

@@ -181,7 +181,7 @@ describe('KeychainStore against a real Secret Service (gnome-keyring)', { skip: 
     try {
       let started = performance.now();
       await assert.rejects(quick.getPassword(service, 'a@example.com'), (err: unknown) => {
-        assert.ok(err instanceof StoreTimeoutError);
+        assert.ok(err instanceof StoreTimeoutError, 'err instanceof StoreTimeoutError');
         assert.match(err.message, /Secret Service \(org\.freedesktop\.secrets\) did not answer within 300 ms/);
         return true;
       });
@@ -189,8 +189,8 @@ describe('KeychainStore against a real Secret Service (gnome-keyring)', { skip: 
       assert.ok(elapsed >= 290 && elapsed < 1500, `timed out after ${elapsed} ms`);
 
       await assert.rejects(quick.setPassword(service, 'a@example.com', 'secret-during-hang'), (err: unknown) => {
-        assert.ok(err instanceof StoreTimeoutError);
-        assert.ok(!err.message.includes('secret-during-hang') && !(err.hint ?? '').includes('secret-during-hang'));
+        assert.ok(err instanceof StoreTimeoutError, 'err instanceof StoreTimeoutError');
+        assert.ok(!err.message.includes('secret-during-hang') && !(err.hint ?? '').includes('secret-during-hang'), '!err.message.includes(\'secret-during-hang\') && !(err.hint ?? \'\').includes(\'secret-durin...');
         return true;
       });
 
@@ -223,7 +223,7 @@ describe('KeychainStore against a real Secret Service (gnome-keyring)', { skip: 
     const deadline = Date.now() + 10_000;
     for (;;) {
       try {
-        assert.ok(['before', 'secret-during-hang'].includes((await quick.getPassword(service, 'a@example.com'))!));
+        assert.ok(['before', 'secret-during-hang'].includes((await quick.getPassword(service, 'a@example.com'))!), '[\'before\', \'secret-during-hang\'].includes((await quick.getPassword(service, \'a@example....');
         break;
       } catch (err) {
         if (Date.now() > deadline) throw err;
@@ -237,7 +237,7 @@ describe('KeychainStore against a real Secret Service (gnome-keyring)', { skip: 
     const configDir = freshConfigDir();
     const explicit = await selectStore({ setting: 'keychain', configDir, logger: silentLogger() });
     assert.equal(explicit.kind, 'keychain');
-    assert.ok(explicit.store instanceof KeychainStore);
+    assert.ok(explicit.store instanceof KeychainStore, 'explicit.store instanceof KeychainStore');
     assert.equal(explicit.warning, undefined);
     assert.equal((await readStoreMarker(configDir))?.kind, 'keychain');
 
@@ -275,7 +275,7 @@ describe('without a Secret Service (child processes)', { skip: linuxOnly }, () =
       assert.equal(result[op]?.name, 'StoreUnavailableError', `${op}: ${JSON.stringify(result[op])}`);
       assert.equal(result[op].hint, 'start a Secret Service (gnome-keyring-daemon), or run `tokend serve --store file`');
     }
-    assert.ok(!JSON.stringify(result).includes('fixture-secret-value'));
+    assert.ok(!JSON.stringify(result).includes('fixture-secret-value'), '!JSON.stringify(result).includes(\'fixture-secret-value\')');
     // An entry built without the pin would have put the secret into the kernel keyring here.
     assert.deepEqual(kernelKeysFor(service), []);
   });
@@ -293,7 +293,7 @@ describe('without a Secret Service (child processes)', { skip: linuxOnly }, () =
         assert.equal(result[op]?.name, 'StoreUnavailableError', `${op}: ${JSON.stringify(result[op])}`);
         assert.match(result[op].message, /connecting failed: no Secret Service is reachable/);
       }
-      assert.ok(!JSON.stringify(result).includes('fixture-secret-value'));
+      assert.ok(!JSON.stringify(result).includes('fixture-secret-value'), '!JSON.stringify(result).includes(\'fixture-secret-value\')');
     } finally {
       if (kernelKeysFor(service).length > 0) await runFixture(['kernel-cleanup', service], env);
     }
@@ -340,7 +340,7 @@ describe('without a Secret Service (child processes)', { skip: linuxOnly }, () =
     const warns = (result.logs ?? []).filter((l) => l.level === 40);
     assert.equal(warns.length, 1);
     assert.equal(warns[0]!.msg, result.warning);
-    assert.ok(!JSON.stringify(result).includes('fixture-secret-value'));
+    assert.ok(!JSON.stringify(result).includes('fixture-secret-value'), '!JSON.stringify(result).includes(\'fixture-secret-value\')');
     assert.equal((await readStoreMarker(configDir))?.kind, 'file');
 
     // With a passphrase the fallback file is encrypted, and the warning says so.
@@ -351,7 +351,7 @@ describe('without a Secret Service (child processes)', { skip: linuxOnly }, () =
     });
     assert.equal(encrypted.kind, 'file');
     assert.match(encrypted.warning ?? '', /encrypted with TOKEND_FILE_PASSPHRASE/);
-    assert.ok(!readFileSync(join(encryptedDir, 'secrets.json'), 'utf8').includes('fixture-secret-value'));
+    assert.ok(!readFileSync(join(encryptedDir, 'secrets.json'), 'utf8').includes('fixture-secret-value'), '!readFileSync(join(encryptedDir, \'secrets.json\'), \'utf8\').includes(\'fixture-secret-value\')');
   });
 
   test('accounts in the keychain + auto + no keychain = StoreMismatchError, nothing re-created', async () => {
@@ -405,7 +405,7 @@ describe('selectStore and the store marker', () => {
     assert.equal(encrypted.warning, undefined);
     const marker = await readStoreMarker(configDir);
     assert.equal(marker?.kind, 'file');
-    assert.ok(!Number.isNaN(Date.parse(marker.since)));
+    assert.ok(!Number.isNaN(Date.parse(marker.since)), '!Number.isNaN(Date.parse(marker.since))');
   });
 
   test('file: a wrong passphrase fails selection, before anything is written', async () => {
@@ -464,7 +464,7 @@ describe('selectStore and the store marker', () => {
     await assert.rejects(
       selectStore({ setting: 'auto', configDir, logger: silentLogger(), createKeychain: unreachable }),
       (err: unknown) => {
-        assert.ok(err instanceof StoreMismatchError);
+        assert.ok(err instanceof StoreMismatchError, 'err instanceof StoreMismatchError');
         assert.equal(err.message, 'your accounts are in the OS keychain, which is unreachable now: the fake keychain is switched off');
         return true;
       },
@@ -554,9 +554,9 @@ describe('KeychainStore with a fake library', () => {
     const store = new KeychainStore({ backend: failing, platform: 'linux' });
     for (let i = 0; i < 2; i += 1) {
       await assert.rejects(store.getPassword('s', 'a'), (err: unknown) => {
-        assert.ok(err instanceof StoreUnavailableError);
+        assert.ok(err instanceof StoreUnavailableError, 'err instanceof StoreUnavailableError');
         assert.match(err.message, /connecting failed: no Secret Service is reachable .*\(Error, unreachable\)$/);
-        assert.ok(!err.message.includes('/run/user'));
+        assert.ok(!err.message.includes('/run/user'), '!err.message.includes(\'/run/user\')');
         return true;
       });
     }
@@ -586,7 +586,7 @@ describe('KeychainStore with a fake library', () => {
       await new Promise((resolve) => setImmediate(resolve));
     }
     assert.equal(signals.length, 4);
-    assert.ok(signals.every((signal) => signal.aborted));
+    assert.ok(signals.every((signal) => signal.aborted), 'signals.every((signal) => signal.aborted)');
   });
 
   test('entries are cached per (service, account)', async () => {
@@ -602,8 +602,8 @@ describe('KeychainStore with a fake library', () => {
     const { backend } = fakeBackend({ entry: { getPassword: () => Promise.reject(leaky) } });
     const store = new KeychainStore({ backend, platform: 'linux' });
     await assert.rejects(store.getPassword('s', 'a'), (err: unknown) => {
-      assert.ok(err instanceof StoreUnavailableError);
-      assert.ok(!err.message.includes('sec-ret-value') && !err.message.includes('115'));
+      assert.ok(err instanceof StoreUnavailableError, 'err instanceof StoreUnavailableError');
+      assert.ok(!err.message.includes('sec-ret-value') && !err.message.includes('115'), '!err.message.includes(\'sec-ret-value\') && !err.message.includes(\'115\')');
       assert.match(err.message, /not valid text \(Error, bad-data\)/);
       assert.equal(err.details?.keychainFailure, 'bad-data');
       return true;

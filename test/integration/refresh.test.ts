@@ -101,7 +101,7 @@ describe('refresh against the stand-in', () => {
     assert.ok(standin.stats.refreshGrants >= 11 && standin.stats.refreshGrants <= 13, `${standin.stats.refreshGrants} refreshes`);
     assert.ok(seen.size >= 11, `only ${seen.size} distinct tokens`);
     // Every refresh asked for exactly the caller's scope, never more.
-    assert.ok(standin.refreshRequests.every((r) => r.scope === `${G}bigquery`));
+    assert.ok(standin.refreshRequests.every((r) => r.scope === `${G}bigquery`), 'standin.refreshRequests.every((r) => r.scope === `${G}bigquery`)');
     const newest = [...seen].at(-1)!;
     assert.equal((await standin.introspect(newest)).scope, `${G}bigquery`);
   });

@@ -56,8 +56,8 @@ await test('test helper, not tokend: stand-in code flow', async (t) => {
     assert.match(result.body, /callback received/);
 
     const tokens = await exchangeCode(redirect.searchParams.get('code')!, pkce.verifier);
-    assert.ok(tokens.refresh_token);
-    assert.ok(tokens.access_token);
+    assert.ok(tokens.refresh_token, 'tokens.refresh_token');
+    assert.ok(tokens.access_token, 'tokens.access_token');
     assert.equal(tokens.expires_in, 3600);
     assert.deepEqual(scopeSet(tokens.scope), new Set(REQUESTED));
     const idToken = decodeJwt(tokens.id_token!);
@@ -136,7 +136,7 @@ await test('test helper, not tokend: stand-in refresh', async (t) => {
     const { refresh_token: first } = await login(REQUESTED);
     standin.setRotateRefreshTokens(true);
     const answer = await refresh(first!);
-    assert.ok(answer.refresh_token);
+    assert.ok(answer.refresh_token, 'answer.refresh_token');
     assert.notEqual(answer.refresh_token, first);
     assert.equal((await refresh(first!)).error, 'invalid_grant');
   });
@@ -178,7 +178,7 @@ await test('test helper, not tokend: stand-in faults on the token endpoint', asy
     const failed = await post(standin.tokenUri, refreshForm(refresh_token!));
     assert.equal(failed.status, 503);
     assert.deepEqual(await failed.json(), { error: 'temporarily_unavailable' });
-    assert.ok((await refresh(refresh_token!)).access_token);
+    assert.ok((await refresh(refresh_token!)).access_token, '(await refresh(refresh_token!)).access_token');
     assert.equal(standin.stats.refreshGrants, 2, 'faulted requests count too');
   });
 
@@ -198,8 +198,8 @@ await test('test helper, not tokend: stand-in faults on the token endpoint', asy
     standin.faults.push({ reset: true }, { delayMs: 200 });
     await assert.rejects(post(standin.tokenUri, refreshForm(refresh_token!)), TypeError);
     const started = Date.now();
-    assert.ok((await refresh(refresh_token!)).access_token);
-    assert.ok(Date.now() - started >= 190);
+    assert.ok((await refresh(refresh_token!)).access_token, '(await refresh(refresh_token!)).access_token');
+    assert.ok(Date.now() - started >= 190, 'Date.now() - started >= 190');
   });
 
   await t.test('setDown fails every request until it is lifted', async () => {
@@ -209,7 +209,7 @@ await test('test helper, not tokend: stand-in faults on the token endpoint', asy
     standin.setDown(true, { reset: true });
     await assert.rejects(post(standin.tokenUri, refreshForm(refresh_token!)));
     standin.setDown(false);
-    assert.ok((await refresh(refresh_token!)).access_token);
+    assert.ok((await refresh(refresh_token!)).access_token, '(await refresh(refresh_token!)).access_token');
     assert.equal(standin.stats.refreshGrants, 5);
   });
 });
@@ -261,7 +261,7 @@ await test('test helper, not tokend: stand-in consent in a real Chromium, untick
   assert.equal(landed.origin + landed.pathname, callback.redirectUri);
   assert.equal(page.title, 'tokend-test callback');
   assert.match(page.text, /callback received/);
-  assert.ok(existsSync(screenshotPath));
+  assert.ok(existsSync(screenshotPath), 'existsSync(screenshotPath)');
 
   const tokens = await exchangeCode(landed.searchParams.get('code')!, pkce.verifier);
   assert.deepEqual(scopeSet(tokens.scope), new Set(['openid', 'email', CLOUD_PLATFORM]));

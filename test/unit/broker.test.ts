@@ -88,7 +88,7 @@ describe('broker: tokens', () => {
     const later = await broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') });
     assert.equal(later.cache, 'hit');
     assert.equal(later.expiresIn, 3589);
-    assert.ok(Number.isInteger(later.expiresIn));
+    assert.ok(Number.isInteger(later.expiresIn), 'Number.isInteger(later.expiresIn)');
   });
 
   test('200 concurrent misses for one scope set make one upstream call', async () => {
@@ -108,7 +108,7 @@ describe('broker: tokens', () => {
     await assert.rejects(
       broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery,devstorage.read_only') }),
       (error: unknown) => {
-        assert.ok(error instanceof ScopeNotGrantedError);
+        assert.ok(error instanceof ScopeNotGrantedError, 'error instanceof ScopeNotGrantedError');
         assert.equal(error.httpStatus, 403);
         assert.match(error.message, /has not granted devstorage\.read_only/);
         assert.match(error.hint ?? '', /tokend login --client-secrets \/home\/alice\/client_secrets\.json --scopes bigquery,cloud-platform,devstorage\.read_only/);
@@ -171,7 +171,7 @@ describe('broker: freshness', () => {
     clock.advance(201_000);
     await broker.idle();
     await assert.rejects(broker.getToken({ account: 'default', scopes }), (error: unknown) => {
-      assert.ok(error instanceof UpstreamUnavailableError);
+      assert.ok(error instanceof UpstreamUnavailableError, 'error instanceof UpstreamUnavailableError');
       assert.match(error.message, /tokens cannot be refreshed right now/);
       return true;
     });
@@ -198,7 +198,7 @@ describe('broker: grants', () => {
       const { broker, upstream, store } = await setup();
       upstream.faults.push(fault);
       await assert.rejects(broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') }), (error: unknown) => {
-        assert.ok(error instanceof ConsentRequiredError);
+        assert.ok(error instanceof ConsentRequiredError, 'error instanceof ConsentRequiredError');
         assert.match(error.message, fault === 'invalid_rapt' ? /session-control policy/ : /expired or was revoked/);
         assert.match(error.hint ?? '', /tokend login --client-secrets/);
         return true;
@@ -409,7 +409,7 @@ describe('broker: the default account', () => {
     const empty = new Broker({ accounts: new AccountRegistry(new MemoryStore(), silentLogger()), upstream: new FakeUpstream(), clock, logger: silentLogger() });
     await consent(empty, 'mallory@evil.example');
     await assert.rejects(empty.getToken({ account: 'default' }), (error: unknown) => {
-      assert.ok(error instanceof NotLoggedInError);
+      assert.ok(error instanceof NotLoggedInError, 'error instanceof NotLoggedInError');
       assert.match(error.message, /no default account: tokend holds mallory@evil\.example/);
       assert.match(error.hint ?? '', /tokend default mallory@evil\.example/);
       return true;
@@ -470,7 +470,7 @@ describe('broker: the upstream budget', () => {
     const refused = results.filter((r) => r !== 'ok');
     assert.equal(refused.length, 2970);
     const first = refused[0] as UpstreamThrottledError;
-    assert.ok(first instanceof UpstreamThrottledError);
+    assert.ok(first instanceof UpstreamThrottledError, 'first instanceof UpstreamThrottledError');
     assert.match(first.message, /at most 30 times a minute per account/);
     assert.match(first.hint ?? '', /reuse one set/);
     clock.advance(60_000);

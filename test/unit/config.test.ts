@@ -25,13 +25,13 @@ test('flag beats env beats file beats default, and each value knows its source',
     [config.sources.socket, config.sources.store, config.sources.logLevel, config.sources.loginTimeoutSeconds],
     ['flag', 'env', 'file', 'default'],
   );
-  assert.ok(Object.isFrozen(config.settings));
+  assert.ok(Object.isFrozen(config.settings), 'Object.isFrozen(config.settings)');
 });
 
 test('unknown keys in the config file are rejected by name', () => {
   const dir = configDirWith({ store: 'file', sockett: '/x', passphrase: 'no' });
   assert.throws(() => loadConfig({}, { TOKEND_CONFIG_DIR: dir }), (error: unknown) => {
-    assert.ok(error instanceof ConfigError);
+    assert.ok(error instanceof ConfigError, 'error instanceof ConfigError');
     assert.match(error.message, /unknown settings: sockett, passphrase/);
     return true;
   });
@@ -67,5 +67,5 @@ test('default paths follow XDG, with private fallbacks', () => {
 test('regression: relative or empty XDG and HOME values are ignored, never resolved against the working directory', () => {
   assert.equal(defaultSocketPath({ HOME: '/home/alice', XDG_RUNTIME_DIR: 'run', XDG_STATE_HOME: '' }, 'linux'), '/home/alice/.local/state/tokend/tokend.sock');
   assert.equal(defaultConfigDir({ XDG_CONFIG_HOME: 'relative' }, 'linux', '/h'), '/h/.config/tokend');
-  assert.ok(defaultSocketPath({ HOME: '' }, 'linux').startsWith('/'));
+  assert.ok(defaultSocketPath({ HOME: '' }, 'linux').startsWith('/'), 'defaultSocketPath({ HOME: \'\' }, \'linux\').startsWith(\'/\')');
 });

@@ -127,7 +127,7 @@ describe('FileStore without a passphrase', () => {
     const found = await new FileStore(dir).findCredentials('tokend');
     assert.equal(found.length, count);
     for (let i = 0; i < count; i += 1) {
-      assert.ok(found.some((c) => c.account === `user${i}@example.com` && c.password === `secret-${i}`));
+      assert.ok(found.some((c) => c.account === `user${i}@example.com` && c.password === `secret-${i}`), 'found.some((c) => c.account === `user${i}@example.com` && c.password === `secret-${i}`)');
     }
     assert.deepEqual(readdirSync(dir), ['secrets.json']);
   });
@@ -158,7 +158,7 @@ describe('FileStore without a passphrase', () => {
     writeFileSync(path, '{"version":1,"entries":{', { mode: 0o600 });
     const store = new FileStore(dir);
     await assert.rejects(store.getPassword('tokend', 'a'), (err: unknown) => {
-      assert.ok(err instanceof StoreCorruptError);
+      assert.ok(err instanceof StoreCorruptError, 'err instanceof StoreCorruptError');
       assert.ok(err.message.includes(path), err.message);
       assert.match(err.hint ?? '', /mv /);
       return true;
@@ -186,8 +186,8 @@ describe('FileStore refuses unsafe paths', { skip: !posix && 'POSIX owners and m
       mkdirSync(dir, { recursive: true });
       chmodSync(dir, bad);
       await assert.rejects(new FileStore(dir).getPassword('tokend', 'a'), (err: unknown) => {
-        assert.ok(err instanceof UnsafePathError);
-        assert.ok(err.message.includes(dir));
+        assert.ok(err instanceof UnsafePathError, 'err instanceof UnsafePathError');
+        assert.ok(err.message.includes(dir), 'err.message.includes(dir)');
         assert.equal(err.hint, `run \`chmod 700 ${dir}\``);
         return true;
       });
@@ -200,7 +200,7 @@ describe('FileStore refuses unsafe paths', { skip: !posix && 'POSIX owners and m
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     chownSync(dir, 65534, 65534);
     await assert.rejects(new FileStore(dir).setPassword('tokend', 'a', 'x'), (err: unknown) => {
-      assert.ok(err instanceof UnsafePathError);
+      assert.ok(err instanceof UnsafePathError, 'err instanceof UnsafePathError');
       assert.match(err.message, /owned by uid 65534/);
       return true;
     });
@@ -213,7 +213,7 @@ describe('FileStore refuses unsafe paths', { skip: !posix && 'POSIX owners and m
     writeFileSync(path, '{"version":1,"entries":{}}', { mode: 0o644 });
     chmodSync(path, 0o644);
     await assert.rejects(new FileStore(dir).getPassword('tokend', 'a'), (err: unknown) => {
-      assert.ok(err instanceof UnsafePathError);
+      assert.ok(err instanceof UnsafePathError, 'err instanceof UnsafePathError');
       assert.match(err.message, /0644/);
       assert.equal(err.hint, `chmod 600 ${path}`);
       return true;
@@ -265,10 +265,10 @@ describe('FileStore with a passphrase', () => {
     const firstMs = performance.now() - started; // includes the one scrypt derivation
 
     const raw = readFileSync(store.path, 'utf8');
-    assert.ok(!raw.includes(secret));
-    assert.ok(!raw.includes('SECRETVALUE'));
-    assert.ok(!raw.includes('alice@example.com'));
-    assert.ok(!raw.includes(Buffer.from(secret).toString('base64').slice(0, 12)));
+    assert.ok(!raw.includes(secret), '!raw.includes(secret)');
+    assert.ok(!raw.includes('SECRETVALUE'), '!raw.includes(\'SECRETVALUE\')');
+    assert.ok(!raw.includes('alice@example.com'), '!raw.includes(\'alice@example.com\')');
+    assert.ok(!raw.includes(Buffer.from(secret).toString('base64').slice(0, 12)), '!raw.includes(Buffer.from(secret).toString(\'base64\').slice(0, 12))');
     if (posix) assert.equal(mode(store.path), 0o600);
 
     const doc = JSON.parse(raw) as {
@@ -318,10 +318,10 @@ describe('FileStore with a passphrase', () => {
 
     const wrong = new FileStore(dir, { passphrase: 'not the passphrase' });
     await assert.rejects(wrong.getPassword('tokend', 'a'), (err: unknown) => {
-      assert.ok(err instanceof StoreUnavailableError);
+      assert.ok(err instanceof StoreUnavailableError, 'err instanceof StoreUnavailableError');
       assert.match(err.message, /wrong passphrase/);
       assert.match(err.hint ?? '', /TOKEND_FILE_PASSPHRASE/);
-      assert.ok(!err.message.includes('not the passphrase'));
+      assert.ok(!err.message.includes('not the passphrase'), '!err.message.includes(\'not the passphrase\')');
       return true;
     });
     await assert.rejects(wrong.setPassword('tokend', 'b', 'y'), /wrong passphrase/);
@@ -339,7 +339,7 @@ describe('FileStore with a passphrase', () => {
 
     const plain = new FileStore(dir);
     await assert.rejects(plain.getPassword('tokend', 'a'), (err: unknown) => {
-      assert.ok(err instanceof StoreUnavailableError);
+      assert.ok(err instanceof StoreUnavailableError, 'err instanceof StoreUnavailableError');
       assert.match(err.message, /is encrypted/);
       assert.match(err.hint ?? '', /set TOKEND_FILE_PASSPHRASE/);
       return true;
@@ -360,12 +360,12 @@ describe('FileStore with a passphrase', () => {
     await store.setPassword('tokend', 'b', 'second');
 
     const raw = readFileSync(store.path, 'utf8');
-    assert.ok(!raw.includes('plain-secret'));
-    assert.ok('encryption' in (JSON.parse(raw) as object));
+    assert.ok(!raw.includes('plain-secret'), '!raw.includes(\'plain-secret\')');
+    assert.ok('encryption' in (JSON.parse(raw) as object), '\'encryption\' in (JSON.parse(raw) as object)');
     assert.equal(lines.length, 1);
     assert.equal(lines[0]!.level, 40);
     assert.match(String(lines[0]!.msg), /not encrypted.*encrypted on the next write/);
-    assert.ok(!JSON.stringify(lines).includes('plain-secret'));
+    assert.ok(!JSON.stringify(lines).includes('plain-secret'), '!JSON.stringify(lines).includes(\'plain-secret\')');
 
     const again = new FileStore(dir, { passphrase });
     assert.equal(await again.getPassword('tokend', 'a'), 'plain-secret');

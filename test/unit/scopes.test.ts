@@ -27,7 +27,7 @@ test('Google identity aliases in a token response fold to the short names', () =
 
 test('subset, missing and union', () => {
   const granted = ScopeSet.parse('bigquery,cloud-platform');
-  assert.ok(ScopeSet.parse('bigquery').isSubsetOf(granted));
+  assert.ok(ScopeSet.parse('bigquery').isSubsetOf(granted), 'ScopeSet.parse(\'bigquery\').isSubsetOf(granted)');
   assert.deepEqual(ScopeSet.parse('bigquery,devstorage.read_only').missingFrom(granted), [`${G}devstorage.read_only`]);
   assert.equal(granted.union(ScopeSet.parse('pubsub')).toShortList(), 'bigquery,cloud-platform,pubsub');
 });
@@ -45,6 +45,6 @@ test('granted scopes remember how the server wrote them, for sending back upstre
   assert.equal(granted.spelling(`${G}bigquery`), `${G}bigquery`);
   assert.deepEqual(granted.spelled, [`${G}userinfo.email`, `${G}bigquery`, 'openid']);
   // A caller may name the alias either way; both mean the granted scope.
-  assert.ok(ScopeSet.parse(`${G}userinfo.email`).isSubsetOf(granted));
-  assert.ok(ScopeSet.parse('email').isSubsetOf(granted));
+  assert.ok(ScopeSet.parse(`${G}userinfo.email`).isSubsetOf(granted), 'ScopeSet.parse(`${G}userinfo.email`).isSubsetOf(granted)');
+  assert.ok(ScopeSet.parse('email').isSubsetOf(granted), 'ScopeSet.parse(\'email\').isSubsetOf(granted)');
 });
