@@ -80,7 +80,7 @@ export class TokendClient {
     try {
       await ensurePrivateDir(dir, { create: false, others: 'refuse', what: 'socket' });
     } catch (error) {
-      if (isTokendError(error) && /does not exist/.test(error.message)) {
+      if (isTokendError(error) && error.details?.missing === true) {
         throw new DaemonUnreachableError(`no tokend is running on ${this.socketPath} (${dir} does not exist)`, { hint: startHint(this.socketPath) });
       }
       throw new DaemonUnreachableError(`refusing to talk to ${this.socketPath}: ${isTokendError(error) ? error.message : 'its directory cannot be checked'}`, {

@@ -31,7 +31,7 @@ const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
 const O_NONBLOCK = constants.O_NONBLOCK ?? 0;
 const O_DIRECTORY = constants.O_DIRECTORY ?? 0;
 
-export function myUid(): number | undefined {
+function myUid(): number | undefined {
   return process.getuid?.();
 }
 
@@ -41,7 +41,10 @@ export async function ensurePrivateDir(dir: string, options: PrivateDirOptions):
   let info = await lstatOrUndefined(dir);
   if (info === undefined) {
     if (!options.create) {
-      throw new UnsafePathError(`the ${options.what} directory ${dir} does not exist`, { hint: 'start the daemon with `tokend serve`' });
+      throw new UnsafePathError(`the ${options.what} directory ${dir} does not exist`, {
+        hint: 'start the daemon with `tokend serve`',
+        details: { missing: true },
+      });
     }
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -267,12 +270,12 @@ async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
   }
 }
 
-export function errnoCode(err: unknown): string | undefined {
+function errnoCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
 }
 
-export function octal(mode: number): string {
+function octal(mode: number): string {
   return `0${mode.toString(8).padStart(3, '0')}`;
 }
 

@@ -418,5 +418,3 @@ function isObject(value: unknown): value is Record<string, unknown> {
 function generationOf(doc: Record<string, unknown>): number {
   return Number.isSafeInteger(doc.generation) && (doc.generation as number) >= 0 ? (doc.generation as number) : 0;
 }
-
-export { shellQuote };
