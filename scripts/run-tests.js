@@ -21,10 +21,18 @@ function testFiles(dir) {
   return out;
 }
 
-const only = process.argv.slice(2);
+// Arguments starting with `--` go to node's test runner (e.g. `--test-reporter=...`); the rest select files.
+const runnerFlags = process.argv.slice(2).filter((a) => a.startsWith('--'));
+const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const all = testFiles(join(root, 'test'));
 const selected = only.length > 0 ? all.filter((f) => only.some((o) => f.includes(o))) : all;
-const first = selected.filter((f) => !f.startsWith('test/final/'));
+// Fast and narrow first, so a broken behaviour is reported within seconds: unit, integration, e2e.
+const order = ['test/unit/', 'test/integration/', 'test/e2e/'];
+const rank = (f) => {
+  const i = order.findIndex((prefix) => f.startsWith(prefix));
+  return i === -1 ? order.length : i;
+};
+const first = selected.filter((f) => !f.startsWith('test/final/')).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
 const last = selected.filter((f) => f.startsWith('test/final/'));
 
 const artifacts = mkdtempSync(join(tmpdir(), 'tokend-test-'));
@@ -33,7 +41,7 @@ const run = (files) =>
   files.length === 0
     ? 0
     : // A hang fails the run with the test's name within two minutes instead of holding CI.
-      spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', `--test-timeout=${TEST_TIMEOUT_MS}`, ...files], {
+      spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', `--test-timeout=${TEST_TIMEOUT_MS}`, ...runnerFlags, ...files], {
         cwd: root,
         env,
         stdio: 'inherit',
