@@ -28,7 +28,7 @@ export default tseslint.config(
     files: ['**/*.js'],
     languageOptions: {
       parserOptions: { projectService: false },
-      globals: { process: 'readonly', console: 'readonly', URL: 'readonly' },
+      globals: { process: 'readonly', console: 'readonly', URL: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly' },
     },
     rules: { 'no-console': 'off' },
   },
