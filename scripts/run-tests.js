@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // Runs every test file under test/ with node's test runner (TypeScript through tsx). Node 20's
-// runner takes no globs, so the files are listed here. test/final/ runs last: it reads what the
-// other suites left behind (the captured logs) and checks it.
+// runner takes no globs, so the files are listed here.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,13 +25,10 @@ const runnerFlags = process.argv.slice(2).filter((a) => a.startsWith('--'));
 const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const all = testFiles(join(root, 'test'));
 const selected = only.length > 0 ? all.filter((f) => only.some((o) => f.includes(o))) : all;
-// Fast and narrow first, so a broken behaviour is reported within seconds: unit, integration, e2e.
-const order = ['test/unit/', 'test/integration/', 'test/e2e/'];
-const rank = (f) => {
-  const i = order.findIndex((prefix) => f.startsWith(prefix));
-  return i === -1 ? order.length : i;
-};
-const first = selected.filter((f) => !f.startsWith('test/final/')).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+// Fast and narrow first, so a broken behaviour is reported within seconds. Node's runner sorts the
+// files it is given, so each group is a run of its own; test/final/ reads what the others left.
+const groups = ['test/unit/', 'test/integration/', 'test/e2e/'].map((prefix) => selected.filter((f) => f.startsWith(prefix)));
+const rest = selected.filter((f) => !f.startsWith('test/final/') && !groups.some((group) => group.includes(f)));
 const last = selected.filter((f) => f.startsWith('test/final/'));
 
 const artifacts = mkdtempSync(join(tmpdir(), 'tokend-test-'));
@@ -47,7 +43,8 @@ const run = (files) =>
         stdio: 'inherit',
       }).status ?? 1;
 
-let status = run(first);
+let status = 0;
+for (const files of [...groups, rest]) status = run(files) || status;
 if (status === 0) status = run(last);
 if (status === 0) rmSync(artifacts, { recursive: true, force: true });
 else console.error(`test artifacts (logs) kept in ${artifacts}`);
