@@ -55,10 +55,11 @@ async function ownRefreshToken(clientSecrets: string): Promise<string> {
   const session = await ConsentSession.start<string>({
     client: parseClientSecrets(clientSecrets),
     scopes: [`${G}bigquery`, `${G}cloud-platform`, `${G}devstorage.read_only`],
+    retryCommand: 'tokend login',
     timeoutMs: 30_000,
     clock: systemClock,
     tokenEndpoint: new TokenEndpoint(),
-    finish: ({ grant }) => Promise.resolve({ value: grant.refreshToken.reveal(), page: { ok: true, heading: 'ok', lines: [] } }),
+    finish: ({ grant }) => Promise.resolve({ value: grant.refreshToken.reveal(), page: { outcome: 'ok' as const, heading: 'ok', lines: [] } }),
   });
   await consentViaHttp(session.authUrl);
   return session.result;

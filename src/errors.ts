@@ -24,7 +24,7 @@ export const ExitCode = {
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
 export interface TokendErrorOptions {
-  hint?: string;
+  hint: string;
   cause?: unknown;
   details?: Record<string, unknown>;
 }
@@ -37,7 +37,7 @@ export abstract class TokendError extends Error {
   /** Machine-readable, non-secret facts (missing scopes, account email) for JSON bodies. */
   readonly details: Record<string, unknown> | undefined;
 
-  constructor(message: string, options: TokendErrorOptions = {}) {
+  constructor(message: string, options: TokendErrorOptions) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.hint = options.hint;
@@ -135,16 +135,18 @@ export function isTokendError(value: unknown): value is TokendError {
   return value instanceof TokendError;
 }
 
+const DAEMON_LOG_HINT = 'the daemon log (the stderr of `tokend serve`) says more';
+
 /** Rebuilds an error the daemon sent as JSON, as the same class, so the CLI maps it like a local one. */
 export function errorFromJson(body: unknown, httpStatus: number): TokendError {
   const error = typeof body === 'object' && body !== null ? (body as { error?: unknown }).error : undefined;
   if (typeof error !== 'object' || error === null) {
-    return new InternalError(`the daemon answered HTTP ${httpStatus} without an error description`);
+    return new InternalError(`the daemon answered HTTP ${httpStatus} without an error description`, { hint: DAEMON_LOG_HINT });
   }
   const { code, message, hint, details } = error as Record<string, unknown>;
   const Cls = errorClasses.find((candidate) => candidate.code === code) ?? InternalError;
   return new Cls(typeof message === 'string' ? message : `the daemon answered HTTP ${httpStatus}`, {
-    ...(typeof hint === 'string' ? { hint } : {}),
+    hint: typeof hint === 'string' ? hint : DAEMON_LOG_HINT,
     ...(typeof details === 'object' && details !== null ? { details: details as Record<string, unknown> } : {}),
   });
 }

@@ -9,6 +9,8 @@ export interface LoginStarted {
   startUrl: string;
   redirectUri: string;
   expiresAt: string;
+  /** The full `tokend login ...` that starts this sign-in again (for hints). */
+  retryCommand: string;
 }
 
 export interface LoginOutcome {
@@ -33,6 +35,20 @@ export interface StoreInfo {
   description: string;
   reason: string;
   warning?: string;
+}
+
+/** The answer to `POST /tokend/v1/store/migrate`. */
+export interface StoreMoved {
+  from: 'keychain' | 'file';
+  to: 'keychain' | 'file';
+  /** Entry names (account emails) now in `to`. */
+  moved: string[];
+  /** Records the old store still holds (deleting them failed, or a copy differs). */
+  leftovers: string[];
+  /** When run again after an interrupted move: copies deleted from the old store. */
+  cleaned: string[];
+  /** The store the daemon uses from now on. */
+  store: StoreInfo;
 }
 
 export type LoginStartResponse = LoginStarted & { store: StoreInfo };

@@ -111,7 +111,12 @@ async function runSuite(label) {
   });
   const elapsedMs = Date.now() - started;
   stopEverything(child, marker);
-  rmSync(tmp, { recursive: true, force: true });
+  // A browser killed a moment ago may still be writing its profile.
+  try {
+    rmSync(tmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+  } catch (error) {
+    console.error(`could not remove ${tmp}: ${error.message}`);
+  }
   return { ...outcome, elapsedMs };
 }
 

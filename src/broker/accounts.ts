@@ -1,10 +1,17 @@
-import { AccountNotFoundError, NotLoggedInError } from '../errors.js';
+import { AccountNotFoundError, NotLoggedInError, StoreUnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { accountEntry, STORE_SERVICE, type SecretStore } from '../store/secret-store.js';
 import { parseAccount, serializeAccount, type Account } from './account.js';
 import { SerialQueue } from './single-flight.js';
 
 export const DEFAULT_ACCOUNT = 'default';
+
+export interface MoveResult {
+  /** Entry names of the records now in the new store. */
+  moved: string[];
+  /** Records the old store still holds because deleting them failed. */
+  leftovers: string[];
+}
 
 export interface UnreadableRecord {
   entry: string;
@@ -19,11 +26,84 @@ export class AccountRegistry {
   private readonly accounts = new Map<string, Account>();
   private readonly unreadable: UnreadableRecord[] = [];
   private readonly writeQueues = new Map<string, SerialQueue>();
+  /** Set while the records move to another store: writes wait for it, then go to the new store. */
+  private moving: Promise<unknown> | undefined;
+  /** Writes under way; a move starts once they are done. */
+  private activeWrites = 0;
+  private writesDone: (() => void) | undefined;
 
   constructor(
-    private readonly store: SecretStore,
+    private store: SecretStore,
     private readonly logger: Logger,
   ) {}
+
+  get secretStore(): SecretStore {
+    return this.store;
+  }
+
+  /**
+   * Moves every record (unreadable ones too, as they are) to `target`: copied, each read back and
+   * compared, then `commit` (which records the new store), and only then deleted from the old store.
+   * Writes wait meanwhile, and go to `target` after. A failure before the commit leaves everything
+   * where it was; after it, the records are in `target`, and copies the old store could not delete
+   * are reported, never both deleted.
+   */
+  async moveTo(target: SecretStore, commit: () => Promise<void>): Promise<MoveResult> {
+    if (this.moving !== undefined) {
+      throw new StoreUnavailableError('a move of the accounts to another store is already in progress', { hint: 'wait for it to finish, then run `tokend status`' });
+    }
+    const move = (async (): Promise<MoveResult> => {
+      // Writes under way finish in the old store first; new ones wait for the move.
+      if (this.activeWrites > 0) await new Promise<void>((resolve) => (this.writesDone = resolve));
+      this.writesDone = undefined;
+      const source = this.store;
+      const records = await source.findCredentials(STORE_SERVICE);
+      for (const { account: entry, password } of records) {
+        await target.setPassword(STORE_SERVICE, entry, password);
+        if ((await target.getPassword(STORE_SERVICE, entry)) !== password) {
+          throw new StoreUnavailableError(`the copy of ${entry} in ${target.description} does not read back as written; nothing was moved`, {
+            hint: `your accounts stay in ${source.description}; check the target store, then try again`,
+          });
+        }
+      }
+      await commit();
+      this.store = target;
+      const leftovers: string[] = [];
+      for (const { account: entry } of records) {
+        try {
+          await source.deletePassword(STORE_SERVICE, entry);
+        } catch (error) {
+          leftovers.push(entry);
+          this.logger.error({ event: 'store_move_cleanup_failed', entry, err: error }, 'a moved record could not be deleted from the old store');
+        }
+      }
+      return { moved: records.map((record) => record.account), leftovers };
+    })();
+    this.moving = move.catch(() => undefined);
+    try {
+      return await move;
+    } finally {
+      this.moving = undefined;
+    }
+  }
+
+  /**
+   * Deletes the records of `other` (a store a move left behind) that this store holds identically;
+   * anything that differs is kept and reported.
+   */
+  async deleteCopiesIn(other: SecretStore): Promise<{ deleted: string[]; differing: string[] }> {
+    const deleted: string[] = [];
+    const differing: string[] = [];
+    for (const { account: entry, password } of await other.findCredentials(STORE_SERVICE)) {
+      if ((await this.store.getPassword(STORE_SERVICE, entry)) === password) {
+        await other.deletePassword(STORE_SERVICE, entry);
+        deleted.push(entry);
+      } else {
+        differing.push(entry);
+      }
+    }
+    return { deleted, differing };
+  }
 
   async load(): Promise<void> {
     const credentials = await this.store.findCredentials(STORE_SERVICE);
@@ -92,7 +172,7 @@ export class AccountRegistry {
           hint: `run \`tokend default ${known[0]}\`, or name the account (\`--account ${known[0]}\`)`,
         });
       }
-      throw new NotLoggedInError('not logged in: tokend holds no account yet', {
+      throw new NotLoggedInError('not logged in: tokend holds no accounts', {
         hint: 'run `tokend login --client-secrets client_secrets.json --scopes cloud-platform`',
       });
     }
@@ -115,13 +195,28 @@ export class AccountRegistry {
    * logout or a new consent cannot bring the old record back.
    */
   save(account: Account): Promise<boolean> {
-    return this.queueFor(account.email).run(async () => {
-      if (account.removed) return false;
-      const { service, account: entry } = accountEntry(account.email);
-      await this.store.setPassword(service, entry, serializeAccount(account));
-      this.accounts.set(account.email, account);
-      return true;
-    });
+    return this.writing(() =>
+      this.queueFor(account.email).run(async () => {
+        if (account.removed) return false;
+        const { service, account: entry } = accountEntry(account.email);
+        await this.store.setPassword(service, entry, serializeAccount(account));
+        this.accounts.set(account.email, account);
+        return true;
+      }),
+    );
+  }
+
+  /** Every write to the store goes through here, so that a move sees none under way and none start. */
+  private async writing<T>(write: () => Promise<T>): Promise<T> {
+    while (this.moving !== undefined) await this.moving;
+    // No await between the check and the count: a move that starts now sees this write.
+    this.activeWrites++;
+    try {
+      return await write();
+    } finally {
+      this.activeWrites--;
+      if (this.activeWrites === 0) this.writesDone?.();
+    }
   }
 
   /** Stores `next` in place of `previous`; from now on `previous` cannot write. */
@@ -143,7 +238,7 @@ export class AccountRegistry {
   async removeUnreadable(entry: string): Promise<boolean> {
     const index = this.unreadable.findIndex((record) => record.entry === entry);
     if (index === -1) return false;
-    await this.store.deletePassword(STORE_SERVICE, entry);
+    await this.writing(() => this.store.deletePassword(STORE_SERVICE, entry));
     this.unreadable.splice(index, 1);
     return true;
   }
@@ -154,7 +249,7 @@ export class AccountRegistry {
     account.generation++;
     const { service, account: entry } = accountEntry(account.email);
     try {
-      await this.queueFor(account.email).run(() => this.store.deletePassword(service, entry));
+      await this.writing(() => this.queueFor(account.email).run(() => this.store.deletePassword(service, entry)));
     } catch (error) {
       account.removed = false;
       throw error;

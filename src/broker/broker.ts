@@ -17,6 +17,7 @@ import { RetryableError } from '../oauth/retry.js';
 import { GrantInvalidError, toUpstreamError, type OAuthEndpoint, type TokenGrant } from '../oauth/token-endpoint.js';
 import type { Secret } from '../secret.js';
 import { Account } from './account.js';
+import { loginCommand } from './login-command.js';
 import type { AccountRegistry } from './accounts.js';
 import { ScopeSet } from './scopes.js';
 import { SingleFlight } from './single-flight.js';
@@ -88,17 +89,22 @@ export interface BrokerDeps {
   upstreamBudget?: Partial<UpstreamBudgetPolicy>;
 }
 
+/** What the OAuth server did lately for one account, for `tokend status`. */
+interface UpstreamHealth {
+  lastSuccessAt?: number;
+  lastFailureAt?: number;
+  lastFailure?: string;
+}
+
 interface RefreshFailure {
   at: number;
   error: TokendError;
   retryDelayMs: number;
 }
 
-/** A hint users can paste: the login that (re)grants `scopes` for `account`. */
-export function loginCommand(account: Account | undefined, scopes: ScopeSet): string {
-  const file = account?.clientFile ?? 'client_secrets.json';
-  const quoted = /^[\w./~-]+$/.test(file) ? file : `'${file.replace(/'/g, `'\\''`)}'`;
-  return `tokend login --client-secrets ${quoted} --scopes ${scopes.withoutIdentity().toShortList()}`;
+/** A hint users can paste: the login that (re)grants `scopes` for `account`, landing on that account. */
+export function loginCommandFor(account: Account, scopes: ScopeSet): string {
+  return loginCommand({ clientFile: account.clientFile, scopes, loginHint: account.email });
 }
 
 /**
@@ -119,6 +125,7 @@ export class Broker {
   /** By email; kept across re-consents, so logging in again does not reset a runaway caller's budget. */
   private readonly budgets = new Map<string, UpstreamBudget>();
   private readonly budgetPolicy: UpstreamBudgetPolicy;
+  private readonly upstreamHealth = new Map<string, UpstreamHealth>();
   /** Refusals that never went upstream: logged once a minute per account, not once per request. */
   private readonly heldBack = new WeakSet<Error>();
   private readonly heldBackLoggedAt = new Map<string, number>();
@@ -155,7 +162,7 @@ export class Broker {
     if (scopes.size === 0) {
       // An empty `scope=` would ask the OAuth server for everything the account granted.
       throw new InvalidScopeError(`no scopes asked for, and ${account.email} granted no API scopes to default to`, {
-        hint: `name the scopes, e.g. \`tokend token --scopes cloud-platform\`, or run \`${loginCommand(account, ScopeSet.parse('cloud-platform'))}\``,
+        hint: `name the scopes, e.g. \`tokend token --scopes cloud-platform\`, or run \`${loginCommandFor(account, ScopeSet.parse('cloud-platform'))}\``,
       });
     }
     this.assertGranted(account, scopes);
@@ -273,15 +280,19 @@ export class Broker {
         await account.upstreamQueue.run(() => this.upstream.revoke(account.client, account.refreshToken));
         revoked = true;
       } catch (error) {
+        this.noteUpstream(account.email, error, 'revoking');
         // A grant that is already dead upstream is what revocation wants.
         if (!(error instanceof GrantInvalidError)) {
-          const failure = toUpstreamError(error);
+          const failure = toUpstreamError(error, 'the grant could not be revoked');
           throw isTokendError(failure)
             ? withHint(
                 failure,
                 `nothing was deleted; try again, or run \`tokend logout --account ${account.email} --no-revoke\` to delete the local copy only`,
               )
-            : new UpstreamRejectedError('revoking the grant failed; nothing was deleted', { cause: error });
+            : new UpstreamRejectedError('revoking the grant failed; nothing was deleted', {
+                cause: error,
+                hint: `try again, or run \`tokend logout --account ${account.email} --no-revoke\` to delete the local copy only`,
+              });
         }
         revoked = true;
       }
@@ -301,6 +312,7 @@ export class Broker {
         default: account === defaultAccount,
         grantedScopes: [...account.granted.scopes],
         health: account.health,
+        upstream: this.upstreamStatus(account.email),
         projectId: account.client.projectId,
         tokens: this.cache
           .forAccount(account.email)
@@ -313,6 +325,16 @@ export class Broker {
           })),
       })),
       unreadableRecords: [...this.accounts.unreadableRecords()],
+    };
+  }
+
+  private upstreamStatus(email: string): BrokerStatus['accounts'][number]['upstream'] {
+    const health = this.upstreamHealth.get(email) ?? {};
+    const iso = (at: number | undefined) => (at === undefined ? null : new Date(at).toISOString());
+    return {
+      lastSuccess: iso(health.lastSuccessAt),
+      lastFailure: health.lastFailureAt === undefined ? null : { at: iso(health.lastFailureAt)!, reason: health.lastFailure ?? '' },
+      pause: this.budgets.get(email)?.pause() ?? null,
     };
   }
 
@@ -368,8 +390,11 @@ export class Broker {
 
   private assertHealthy(account: Account): void {
     if (account.health.state === 'consent_required') {
+      const testing = diedAfterTestingLifetime(account)
+        ? '; the refresh token lasted about 7 days, which is what Google allows while the OAuth consent screen is in "Testing" status: set it to "In production" (Cloud Console > APIs & Services > OAuth consent screen) so the next one lasts'
+        : '';
       throw new ConsentRequiredError(`${account.email} must consent again: ${account.health.reason}`, {
-        hint: `run \`${loginCommand(account, account.granted)}\``,
+        hint: `run \`${loginCommandFor(account, account.granted)}\`${testing}`,
         details: { account: account.email },
       });
     }
@@ -381,7 +406,7 @@ export class Broker {
     const names = ScopeSet.of(missing).toShortList().replace(/,/g, ', ');
     throw new ScopeNotGrantedError(`${account.email} has not granted ${names}`, {
       // Installed apps cannot consent incrementally: the new consent must name the union.
-      hint: `run \`${loginCommand(account, account.granted.union(scopes))}\``,
+      hint: `run \`${loginCommandFor(account, account.granted.union(scopes))}\``,
       details: { account: account.email, missing, granted: [...account.granted.scopes] },
     });
   }
@@ -406,7 +431,10 @@ export class Broker {
       this.failures.delete(key);
       return this.cache.set(key, token);
     } catch (error) {
-      const failure = isTokendError(error) ? error : new UpstreamUnavailableError('refreshing the token failed', { cause: error });
+      const failure = isTokendError(error) ? error : new UpstreamUnavailableError('refreshing the token failed', {
+              cause: error,
+              hint: 'ask again in a moment; the daemon log (the stderr of `tokend serve`) says what failed',
+            });
       if (isUpstreamOutage(failure)) {
         const previous = this.failures.get(key);
         this.failures.set(key, {
@@ -443,7 +471,9 @@ export class Broker {
       const asGranted = scopes.scopes.map((scope) => account.granted.spelling(scope));
       grant = await this.upstream.refresh(account.client, account.refreshToken, asGranted);
       budget.succeeded();
+      this.noteUpstream(account.email);
     } catch (error) {
+      this.noteUpstream(account.email, error);
       if (error instanceof RetryableError) budget.failed(error.reason, error.retryAfterMs);
       if (error instanceof GrantInvalidError && generation === account.generation) {
         await this.markConsentRequired(account, error.reason);
@@ -460,7 +490,7 @@ export class Broker {
         // Serving it would hand the caller a token that does not match what it asked for: never widen.
         const what = notGranted.length > 0 ? `without ${ScopeSet.of(notGranted).toShortList()}` : `with more than asked (${ScopeSet.of(extra).toShortList()})`;
         throw new UpstreamRejectedError(`the OAuth server refreshed ${account.email} ${what}`, {
-          hint: `the grant may have changed; run \`${loginCommand(account, account.granted)}\``,
+          hint: `the grant may have changed; run \`${loginCommandFor(account, account.granted)}\``,
         });
       }
     }
@@ -505,6 +535,20 @@ export class Broker {
     this.timers.get(key)?.cancel();
     this.timers.delete(key);
     this.failures.delete(key);
+  }
+
+  /** Records an answer of the OAuth server (an error, or success when `error` is absent). */
+  private noteUpstream(email: string, error?: unknown, doing = 'refreshing'): void {
+    const health = this.upstreamHealth.get(email) ?? {};
+    const now = this.clock.now();
+    if (error === undefined) {
+      health.lastSuccessAt = now;
+    } else {
+      health.lastFailureAt = now;
+      const reason = error instanceof RetryableError ? error.reason : error instanceof GrantInvalidError ? error.reason : isTokendError(error) ? error.message : 'an unexpected error';
+      health.lastFailure = `${doing}: ${reason}`;
+    }
+    this.upstreamHealth.set(email, health);
   }
 
   private noteHeldBack(email: string, error: Error): void {
@@ -574,6 +618,13 @@ export interface BrokerStatus {
     default: boolean;
     grantedScopes: string[];
     health: Account['health'];
+    /** The OAuth server's recent answers for this account: an outage shows here while `health` stays ok. */
+    upstream: {
+      lastSuccess: string | null;
+      lastFailure: { at: string; reason: string } | null;
+      /** tokend is holding off the OAuth server for this account (after a 429 or an outage). */
+      pause: { seconds: number; reason: string } | null;
+    };
     projectId: string | undefined;
     tokens: Array<{ scopes: string[]; expiresIn: number; lastUsedSecondsAgo: number; backgroundRefresh: boolean }>;
   }>;
@@ -587,6 +638,17 @@ class AccountChangedError extends NotLoggedInError {
       hint: 'ask again; `tokend status` shows the accounts',
     });
   }
+}
+
+/**
+ * Google expires the refresh tokens of an app in "Testing" publishing status 7 days after consent. A
+ * grant that died a little after that is most likely this, and consenting again alone will not last.
+ */
+function diedAfterTestingLifetime(account: Account): boolean {
+  if (account.health.state !== 'consent_required') return false;
+  const livedMs = Date.parse(account.health.since) - Date.parse(account.updatedAt);
+  const day = 24 * 60 * 60_000;
+  return livedMs >= 7 * day && livedMs < 8 * day;
 }
 
 /** Failures that say "not now" rather than "never": callers holding a cached token get it. */

@@ -8,6 +8,7 @@ import type { OAuthEndpoint } from '../oauth/token-endpoint.js';
 import type { ResultPage } from '../oauth/result-page.js';
 import type { LoginOutcome, LoginStarted } from '../protocol.js';
 import type { Broker } from './broker.js';
+import { loginCommand } from './login-command.js';
 import { ScopeSet } from './scopes.js';
 
 export interface LoginRequest {
@@ -41,7 +42,7 @@ export class LoginManager {
   constructor(private readonly deps: LoginManagerDeps) {}
 
   async start(request: LoginRequest): Promise<LoginStarted> {
-    const client = parseClientSecrets(request.clientSecrets);
+    const client = parseClientSecrets(request.clientSecrets, request.clientFile);
     this.prune();
     const open = [...this.sessions.values()].filter((session) => !session.finished);
     if (open.length >= MAX_PENDING) {
@@ -52,16 +53,18 @@ export class LoginManager {
       this.sessions.delete(oldest.id);
     }
     const requested = request.scopes.withoutIdentity();
+    const retryCommand = loginCommand({ clientFile: request.clientFile, scopes: requested, loginHint: request.loginHint });
     const session = await ConsentSession.start<LoginOutcome>({
       client,
       scopes: request.scopes.scopes,
       ...(request.loginHint === undefined ? {} : { loginHint: request.loginHint }),
+      retryCommand,
       timeoutMs: this.deps.timeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS,
       clock: this.deps.clock,
       tokenEndpoint: this.deps.upstream,
       logger: this.deps.logger,
       ...(this.deps.connections === undefined ? {} : { connections: this.deps.connections }),
-      finish: (grant) => this.finish(grant, requested, client, request.clientFile),
+      finish: (grant) => this.finish(grant, requested, client, request.clientFile, retryCommand),
     });
     this.sessions.set(session.id, session);
     session.result.catch((error: unknown) =>
@@ -77,6 +80,7 @@ export class LoginManager {
       startUrl: session.startUrl,
       redirectUri: session.redirectUri,
       expiresAt: new Date(session.expiresAt).toISOString(),
+      retryCommand,
     };
   }
 
@@ -114,7 +118,7 @@ export class LoginManager {
     const session = this.sessions.get(id);
     if (session === undefined) {
       throw new LoginNotFoundError('no sign-in with that id is in progress (it may have finished or expired)', {
-        hint: 'run `tokend login` again',
+        hint: `run \`${loginCommand({})}\` to start a new one`,
       });
     }
     return session;
@@ -133,6 +137,7 @@ export class LoginManager {
     requested: ScopeSet,
     client: ReturnType<typeof parseClientSecrets>,
     clientFile: string | undefined,
+    retryCommand: string,
   ): Promise<{ value: LoginOutcome; page: ResultPage }> {
     // The token response's `scope` is the truth: users can untick scopes on Google's consent screen.
     // Without a `scope` field (RFC 6749 §5.1), the grant is what was asked: the scopes plus `openid email`.
@@ -157,23 +162,21 @@ export class LoginManager {
       { event: 'login_finished', account: email, granted: outcome.granted, not_granted: notGranted },
       'consent finished',
     );
-    const grantedApis = granted.withoutIdentity();
+    const grantedApis = granted.withoutIdentity().toDisplayList() || '(identity only)';
     const page: ResultPage =
       notGranted.length === 0
         ? {
-            ok: true,
+            outcome: 'ok',
             heading: `Signed in as ${email}`,
-            lines: [
-              `tokend now holds this account's refresh token. Granted: ${grantedApis.toShortList() || '(identity only)'}.`,
-              'You can close this tab.',
-            ],
+            lines: [`tokend now holds this account's refresh token. Granted: ${grantedApis}.`, 'You can close this tab.'],
           }
         : {
-            ok: false,
+            // The account works for what was granted: a warning, not a failure.
+            outcome: 'partial',
             heading: `Signed in as ${email}, but not everything was granted`,
             lines: [
-              `Not granted: ${ScopeSet.of(notGranted).toShortList()}. Granted: ${grantedApis.toShortList() || '(identity only)'}.`,
-              'Programs asking for the scopes not granted will be refused. To grant them, run `tokend login` again and leave them ticked.',
+              `Programs can get tokens for ${grantedApis} now.`,
+              `Not granted: ${ScopeSet.of(notGranted).toDisplayList()}. Programs asking for these are refused; to grant them, run \`${retryCommand}\` and leave them ticked.`,
             ],
           };
     return { value: outcome, page };

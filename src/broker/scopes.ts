@@ -14,12 +14,14 @@ const IDENTITY_ALIASES: Record<string, string> = {
 const SHORT_NAME = /^[a-z][a-z0-9._-]*$/i;
 const MAX_SCOPES = 64;
 const MAX_SCOPE_LENGTH = 256;
+const SCOPE_SYNTAX =
+  'a scope is a short name (bigquery, cloud-platform, devstorage.read_only), openid, email, profile, or a full https://www.googleapis.com/auth/... URL; separate them with commas';
 
 /** Expands one scope as a user wrote it: `bigquery` → the full Google URL; URLs stay as they are. */
 export function expandScope(raw: string): string {
   const scope = raw.trim();
   if (scope.length === 0 || scope.length > MAX_SCOPE_LENGTH) {
-    throw new InvalidScopeError(`"${scope.slice(0, 40)}" is not a valid scope`);
+    throw new InvalidScopeError(`"${scope.slice(0, 40)}" is not a valid scope`, { hint: SCOPE_SYNTAX });
   }
   if (IDENTITY_SCOPES.has(scope)) return scope;
   if (scope.startsWith('https://')) {
@@ -27,17 +29,15 @@ export function expandScope(raw: string): string {
     try {
       url = new URL(scope);
     } catch {
-      throw new InvalidScopeError(`"${scope}" is not a valid scope URL`);
+      throw new InvalidScopeError(`"${scope}" is not a valid scope URL`, { hint: SCOPE_SYNTAX });
     }
     if (url.search !== '' || url.hash !== '' || /\s/.test(scope)) {
-      throw new InvalidScopeError(`"${scope}" is not a valid scope URL`);
+      throw new InvalidScopeError(`"${scope}" is not a valid scope URL`, { hint: SCOPE_SYNTAX });
     }
     return scope;
   }
   if (!SHORT_NAME.test(scope)) {
-    throw new InvalidScopeError(
-      `"${scope}" is not a scope: use a short name such as bigquery or a full https:// scope URL`,
-    );
+    throw new InvalidScopeError(`"${scope}" is not a scope`, { hint: SCOPE_SYNTAX });
   }
   return GOOGLE_SCOPE_PREFIX + scope;
 }
@@ -77,10 +77,12 @@ export class ScopeSet {
   static parse(list: string): ScopeSet {
     const parts = list.split(/[\s,]+/).filter((part) => part.length > 0);
     if (parts.length === 0) {
-      throw new InvalidScopeError('no scopes given: name at least one, e.g. cloud-platform');
+      throw new InvalidScopeError('no scopes given', { hint: 'name at least one, e.g. `tokend token --scopes cloud-platform`' });
     }
     if (parts.length > MAX_SCOPES) {
-      throw new InvalidScopeError(`too many scopes (${parts.length}); at most ${MAX_SCOPES}`);
+      throw new InvalidScopeError(`too many scopes (${parts.length}); at most ${MAX_SCOPES}`, {
+        hint: 'ask for the scopes the program needs; cloud-platform alone covers most Google Cloud APIs',
+      });
     }
     return new ScopeSet(parts.map((part) => normalizeGrantedScope(expandScope(part))));
   }
@@ -128,8 +130,14 @@ export class ScopeSet {
   }
 
   /** The comma list a user would type: `bigquery,cloud-platform`. */
+  /** For command lines: `bigquery,cloud-platform`. */
   toShortList(): string {
     return this.scopes.map(shortScope).join(',');
+  }
+
+  /** For people: `bigquery, cloud-platform`. */
+  toDisplayList(): string {
+    return this.scopes.map(shortScope).join(', ');
   }
 
   toString(): string {

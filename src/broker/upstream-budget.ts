@@ -79,6 +79,12 @@ export class UpstreamBudget {
     this.pauseReason = reason;
   }
 
+  /** The account-wide pause in force, if any: for `tokend status`. */
+  pause(): { seconds: number; reason: string } | undefined {
+    const left = this.pausedUntil - this.clock.now();
+    return left > 0 ? { seconds: Math.ceil(left / 1000), reason: this.pauseReason } : undefined;
+  }
+
   private refill(now: number): void {
     const elapsed = Math.max(0, now - this.refilledAt);
     this.tokens = Math.min(this.policy.burst, this.tokens + (elapsed * this.policy.perMinute) / 60_000);

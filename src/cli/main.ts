@@ -1,21 +1,24 @@
 import { ExitCode, UsageError } from '../errors.js';
 import { VERSION } from '../version.js';
 import * as defaultAccount from './commands/default.js';
+import * as env from './commands/env.js';
 import * as login from './commands/login.js';
 import * as logout from './commands/logout.js';
 import * as serve from './commands/serve.js';
 import * as status from './commands/status.js';
+import * as store from './commands/store.js';
 import * as token from './commands/token.js';
 import { reportFailure } from './exit.js';
 import { line, processIo, type Io } from './io.js';
 
 interface Command {
   summary: string;
-  usage: string;
+  /** A function when the text depends on the environment (a default path). */
+  usage: string | ((env: Io['env']) => string);
   run(argv: string[], io: Io): Promise<number>;
 }
 
-const commands: Record<string, Command> = { serve, login, token, status, default: defaultAccount, logout };
+const commands: Record<string, Command> = { serve, login, token, status, default: defaultAccount, logout, env, store };
 
 function help(): string {
   const width = Math.max(...Object.keys(commands).map((name) => name.length));
@@ -28,7 +31,7 @@ Commands:
 ${rows.join('\n')}
 
 Run \`tokend <command> --help\` for a command's flags.
-Environment: TOKEND_SOCKET, TOKEND_CONFIG_DIR, TOKEND_STORE, TOKEND_FILE_PASSPHRASE, BROWSER.`;
+Environment: TOKEND_SOCKET, TOKEND_CONFIG_DIR, TOKEND_STORE, TOKEND_FILE_PASSPHRASE, BROWSER (\`tokend env\` prints where the socket is).`;
 }
 
 export async function main(argv: string[], io: Io = processIo()): Promise<number> {
@@ -47,7 +50,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
       throw new UsageError(`unknown command "${name}"`, { hint: `commands: ${Object.keys(commands).join(', ')}; see \`tokend --help\`` });
     }
     if (rest.includes('--help') || rest.includes('-h')) {
-      line(io.stdout, command.usage);
+      line(io.stdout, typeof command.usage === 'string' ? command.usage : command.usage(io.env));
       return ExitCode.ok;
     }
     return await command.run(rest, io);

@@ -1,12 +1,14 @@
 import { lstat } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { dirname } from 'node:path';
+import { loadConfig } from '../config/config.js';
 import { DaemonUnreachableError, errorFromJson, isTokendError, UpstreamUnavailableError } from '../errors.js';
 import { checkOwner, ensurePrivateDir } from '../fs/private-path.js';
-import type { DefaultChanged, LoginOutcome, LoginStartResponse, LoginState, TokenResponse } from '../protocol.js';
+import type { DefaultChanged, LoginOutcome, LoginStartResponse, LoginState, StoreMoved, TokenResponse } from '../protocol.js';
 
 export interface SocketClientOptions {
-  socketPath: string;
+  /** Default: TOKEND_SOCKET, the config file, else the default path, as for the CLI (`tokend env` prints it). */
+  socketPath?: string;
   /** Per request; long-polls add their own wait to it. */
   timeoutMs?: number;
 }
@@ -27,8 +29,8 @@ export class TokendClient {
   readonly socketPath: string;
   private readonly timeoutMs: number;
 
-  constructor(options: SocketClientOptions) {
-    this.socketPath = options.socketPath;
+  constructor(options: SocketClientOptions = {}) {
+    this.socketPath = options.socketPath ?? loadConfig({}, process.env).settings.socket;
     // Above the daemon's own worst case for a refresh (three tries at the upstream's time limit).
     this.timeoutMs = options.timeoutMs ?? 45_000;
   }
@@ -59,6 +61,11 @@ export class TokendClient {
 
   cancelLogin(id: string): Promise<unknown> {
     return this.request('DELETE', `/tokend/v1/logins/${encodeURIComponent(id)}`);
+  }
+
+  /** Moves every account to the other store; can take a while with a slow keychain. */
+  migrateStore(to: 'keychain' | 'file'): Promise<StoreMoved> {
+    return this.request('POST', '/tokend/v1/store/migrate', { to });
   }
 
   setDefault(account: string): Promise<DefaultChanged> {
@@ -94,7 +101,7 @@ export class TokendClient {
       return; // missing: the connection attempt reports it
     }
     try {
-      if (!info.isSocket()) throw new DaemonUnreachableError(`${this.socketPath} is not a socket`);
+      if (!info.isSocket()) throw new DaemonUnreachableError(`${this.socketPath} is not a socket`, { hint: 'point TOKEND_SOCKET at your daemon\'s socket' });
       checkOwner(info, this.socketPath);
     } catch (error) {
       throw new DaemonUnreachableError(`refusing to talk to ${this.socketPath}: ${(error as Error).message}`, {
@@ -137,7 +144,11 @@ export class TokendClient {
             try {
               parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
             } catch {
-              reject(new DaemonUnreachableError(`the process on ${this.socketPath} did not answer like tokend`));
+              reject(
+                new DaemonUnreachableError(`the process on ${this.socketPath} did not answer like tokend`, {
+                  hint: 'another program serves this socket: stop it, or point TOKEND_SOCKET at your tokend',
+                }),
+              );
               return;
             }
             const status = res.statusCode ?? 500;

@@ -1,7 +1,7 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import { ConfigError, isTokendError } from '../errors.js';
 import { readPrivateFileSync } from '../fs/private-path.js';
-import { STORE_SETTINGS, type StoreSetting } from '../store/select-store.js';
+import { STORE_SETTINGS, type StoreSetting } from '../store/secret-store.js';
 import { defaultConfigDir, defaultSocketPath, type Env } from './paths.js';
 
 export type { StoreSetting };
@@ -43,26 +43,31 @@ export function withoutSecrets(env: Env): Record<string, string | undefined> {
 
 export type Flags = Partial<Pick<Settings, 'socket' | 'store' | 'metadataPort'>>;
 
-type Validator<T> = (value: unknown, where: string) => T;
+/** Where a value came from, as a person would find it, and how to fix a bad one. */
+interface Origin {
+  where: string;
+  fix: string;
+}
+type Validator<T> = (value: unknown, origin: Origin) => T;
 
-const str: Validator<string> = (value, where) => {
-  if (typeof value !== 'string' || value === '') throw new ConfigError(`${where} must be a non-empty string`);
+const str: Validator<string> = (value, { where, fix }) => {
+  if (typeof value !== 'string' || value === '') throw new ConfigError(`${where} must be a non-empty string`, { hint: fix });
   return value;
 };
 const oneOf =
   <T extends string>(allowed: readonly T[]): Validator<T> =>
-  (value, where) => {
+  (value, { where, fix }) => {
     if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
-      throw new ConfigError(`${where} must be one of ${allowed.join(', ')} (got ${JSON.stringify(value)})`);
+      throw new ConfigError(`${where} must be one of ${allowed.join(', ')} (got ${JSON.stringify(value)})`, { hint: fix });
     }
     return value as T;
   };
 const int =
   (min: number, max: number): Validator<number> =>
-  (value, where) => {
+  (value, { where, fix }) => {
     const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
     if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-      throw new ConfigError(`${where} must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`);
+      throw new ConfigError(`${where} must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`, { hint: fix });
     }
     return n;
   };
@@ -93,7 +98,9 @@ function readConfigFile(path: string): Record<string, unknown> {
     text = raw.toString('utf8');
   } catch (error) {
     if (isTokendError(error)) throw error;
-    throw new ConfigError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? 'unknown error'}`);
+    throw new ConfigError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? 'unknown error'}`, {
+      hint: `check that ${path} is a file of yours, or remove it`,
+    });
   }
   let parsed: unknown;
   try {
@@ -114,6 +121,26 @@ function readConfigFile(path: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
+function flagName(setting: string): string {
+  return `--${setting.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/** How a person would name where a setting's value came from: `TOKEND_STORE=keychain`, `--store keychain`. */
+export function describeOrigin(config: Config, name: keyof Settings): string {
+  const value = String(config.settings[name]);
+  const spec = specs[name];
+  switch (config.sources[name]) {
+    case 'flag':
+      return `${flagName(name)} ${value}`;
+    case 'env':
+      return `${spec.env ?? name}=${value}`;
+    case 'file':
+      return `"${spec.fileKey}": ${JSON.stringify(config.settings[name])} in ${config.configFile}`;
+    case 'default':
+      return `the default (${value})`;
+  }
+}
+
 /**
  * Settings from flags, then environment, then the config file, then defaults — validated once,
  * frozen, and with the source of each value kept for `status` and `doctor`.
@@ -128,13 +155,16 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
     const flag = flags[name as keyof Flags];
     const envValue = spec.env === undefined ? undefined : env[spec.env];
     if (flag !== undefined) {
-      settings[name] = spec.validate(flag, `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+      const where = flagName(name);
+      settings[name] = spec.validate(flag, { where, fix: `give ${where} a valid value (see \`tokend serve --help\`)` });
       sources[name] = 'flag';
     } else if (envValue !== undefined && envValue !== '') {
-      settings[name] = spec.validate(envValue, spec.env ?? name);
+      const where = spec.env ?? name;
+      settings[name] = spec.validate(envValue, { where, fix: `set ${where} to a valid value, or unset it: \`unset ${where}\`` });
       sources[name] = 'env';
     } else if (spec.fileKey in file) {
-      settings[name] = spec.validate(file[spec.fileKey], `"${spec.fileKey}" in ${configFile}`);
+      const where = `"${spec.fileKey}" in ${configFile}`;
+      settings[name] = spec.validate(file[spec.fileKey], { where, fix: `fix or remove ${where}` });
       sources[name] = 'file';
     } else {
       settings[name] = spec.fallback(env);

@@ -147,7 +147,7 @@ export async function readPrivateFile(path: string, options: ReadOptions): Promi
     return await handle.readFile();
   } catch (err) {
     if (err instanceof UnsafePathError) throw err;
-    throw new StoreUnavailableError(`could not read ${path} (${errnoCode(err) ?? 'unknown error'})`);
+    throw new StoreUnavailableError(`could not read ${path} (${errnoCode(err) ?? 'unknown error'})`, { hint: `check that ${shellQuote(path)} is a file of yours` });
   } finally {
     await handle.close();
   }
@@ -266,7 +266,7 @@ async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
     return await lstat(path);
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return undefined;
-    throw new StoreUnavailableError(`could not look at ${path} (${errnoCode(err) ?? 'unknown error'})`);
+    throw new StoreUnavailableError(`could not look at ${path} (${errnoCode(err) ?? 'unknown error'})`, { hint: `check the permissions of ${shellQuote(dirname(path))}` });
   }
 }
 

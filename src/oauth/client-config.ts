@@ -14,31 +14,32 @@ export interface ClientConfig {
   projectId: string | undefined;
 }
 
-const HINT =
-  'download the client file again from the Cloud Console (APIs & Services > Credentials > OAuth client ID, type "Desktop app")';
+const DOWNLOAD_AGAIN =
+  'download the client file again from the Cloud Console (APIs & Services > Credentials > your OAuth client of type "Desktop app" > Download JSON)';
+const CREATE_DESKTOP_CLIENT =
+  'create an OAuth client ID of type "Desktop app" in the Cloud Console (APIs & Services > Credentials > Create credentials) and download its JSON';
 
-function requireString(obj: Record<string, unknown>, key: string, maxLength = 2048): string {
+function requireString(obj: Record<string, unknown>, key: string, file: string, maxLength = 2048): string {
   const value = obj[key];
   if (typeof value !== 'string' || value.length === 0 || value.length > maxLength) {
-    throw new InvalidClientSecretsError(`the client file has no valid "installed.${key}"`, { hint: HINT });
+    throw new InvalidClientSecretsError(`${file} has no valid "installed.${key}"`, { hint: DOWNLOAD_AGAIN });
   }
   return value;
 }
 
-function requireEndpoint(obj: Record<string, unknown>, key: string): string {
-  const value = requireString(obj, key);
+function requireEndpoint(obj: Record<string, unknown>, key: string, file: string): string {
+  const value = requireString(obj, key, file);
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    throw new InvalidClientSecretsError(`"installed.${key}" in the client file is not a URL`, { hint: HINT });
+    throw new InvalidClientSecretsError(`"installed.${key}" in ${file} is not a URL`, { hint: DOWNLOAD_AGAIN });
   }
   const loopback = url.hostname === '127.0.0.1' || url.hostname === 'localhost' || url.hostname === '[::1]';
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
-    throw new InvalidClientSecretsError(
-      `"installed.${key}" must be an https:// URL (plain http is accepted only on loopback)`,
-      { hint: HINT },
-    );
+    throw new InvalidClientSecretsError(`"installed.${key}" in ${file} must be an https:// URL (plain http is accepted only on loopback)`, {
+      hint: DOWNLOAD_AGAIN,
+    });
   }
   return url.toString();
 }
@@ -47,29 +48,30 @@ function requireEndpoint(obj: Record<string, unknown>, key: string): string {
  * Parses a Google client file (`{"installed": {...}}`). Web-application clients (`{"web": ...}`) are
  * refused with a message saying which kind to create, because their redirect rules differ.
  */
-export function parseClientSecrets(text: string): ClientConfig {
+export function parseClientSecrets(text: string, file = 'the client file'): ClientConfig {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
-    throw new InvalidClientSecretsError('the client file is not valid JSON', { hint: HINT });
+    throw new InvalidClientSecretsError(`${file} is not valid JSON`, { hint: DOWNLOAD_AGAIN });
   }
   if (typeof parsed !== 'object' || parsed === null) {
-    throw new InvalidClientSecretsError('the client file is not a JSON object', { hint: HINT });
+    throw new InvalidClientSecretsError(`${file} is not a JSON object`, { hint: DOWNLOAD_AGAIN });
   }
   const root = parsed as Record<string, unknown>;
   const installed = root.installed;
   if (typeof installed !== 'object' || installed === null) {
+    // Another kind of client cannot be fixed by downloading it again: a Desktop app client is needed.
     const kind = 'web' in root ? 'a "Web application" client' : 'not a Desktop app client';
-    throw new InvalidClientSecretsError(`the client file is ${kind} (no "installed" section)`, { hint: HINT });
+    throw new InvalidClientSecretsError(`${file} is ${kind} (no "installed" section)`, { hint: CREATE_DESKTOP_CLIENT });
   }
   const fields = installed as Record<string, unknown>;
   return {
-    clientId: requireString(fields, 'client_id'),
-    clientSecret: new Secret(requireString(fields, 'client_secret')),
-    authUri: requireEndpoint(fields, 'auth_uri'),
-    tokenUri: requireEndpoint(fields, 'token_uri'),
-    revokeUri: typeof fields.revoke_uri === 'string' ? requireEndpoint(fields, 'revoke_uri') : GOOGLE_REVOKE_URI,
+    clientId: requireString(fields, 'client_id', file),
+    clientSecret: new Secret(requireString(fields, 'client_secret', file)),
+    authUri: requireEndpoint(fields, 'auth_uri', file),
+    tokenUri: requireEndpoint(fields, 'token_uri', file),
+    revokeUri: typeof fields.revoke_uri === 'string' ? requireEndpoint(fields, 'revoke_uri', file) : GOOGLE_REVOKE_URI,
     projectId: typeof fields.project_id === 'string' && fields.project_id !== '' ? fields.project_id : undefined,
   };
 }

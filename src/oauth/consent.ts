@@ -33,6 +33,8 @@ export interface ConsentOptions<T> {
   /** Full scope strings to ask for; `openid` and `email` are added. */
   scopes: readonly string[];
   loginHint?: string;
+  /** The full `tokend login ...` that starts this sign-in again, for pages and hints. */
+  retryCommand: string;
   timeoutMs: number;
   clock: Clock;
   tokenEndpoint: OAuthEndpoint;
@@ -163,7 +165,9 @@ export class ConsentSession<T> {
     }
     const outcome = await this.track(this.handleCallback(url.searchParams));
     if (!outcome.accepted) {
-      throw new LoginFailedError(`the pasted URL was refused: ${outcome.page.lines[0] ?? outcome.page.heading}`);
+      throw new LoginFailedError(`the pasted URL was refused: ${outcome.page.lines[0] ?? outcome.page.heading}`, {
+        hint: `paste the address of the latest consent, or run \`${this.options.retryCommand}\``,
+      });
     }
     return this.result;
   }
@@ -174,7 +178,7 @@ export class ConsentSession<T> {
    */
   cancel(reason: string): void {
     if (this.state === 'finishing') return;
-    this.settleError(new LoginFailedError(`the sign-in was cancelled: ${reason}`, { hint: 'run `tokend login` again' }));
+    this.settleError(new LoginFailedError(`the sign-in was cancelled: ${reason}`, { hint: `run \`${this.options.retryCommand}\`` }));
     this.abort.abort();
   }
 
@@ -194,19 +198,19 @@ export class ConsentSession<T> {
         return;
       }
       if (req.method !== 'GET' || url?.pathname !== CALLBACK_PATH) {
-        send(res, 404, { ok: false, heading: 'Not found', lines: ['This address only receives the sign-in redirect.'] });
+        send(res, 404, { outcome: 'failed', heading: 'Not found', lines: ['This address only receives the sign-in redirect.'] });
         return;
       }
       if (!isTopLevelNavigation(req)) {
         // A page may make the owner's own browser request this address (an <img>, a fetch): only the
         // browser following the OAuth server's redirect is a top-level navigation.
-        send(res, 403, { ok: false, heading: 'Not a sign-in redirect', lines: ['This address only receives the browser\'s redirect after consent.'] });
+        send(res, 403, { outcome: 'failed', heading: 'Not a sign-in redirect', lines: ['This address only receives the browser\'s redirect after consent.'] });
         return;
       }
       const outcome = await this.track(this.handleCallback(url.searchParams));
       send(res, outcome.status, outcome.page);
     } catch {
-      if (!res.headersSent) send(res, 500, { ok: false, heading: 'Sign-in failed', lines: ['Run `tokend login` again.'] });
+      if (!res.headersSent) send(res, 500, { outcome: 'failed', heading: 'Sign-in failed', lines: [`Run \`${this.options.retryCommand}\`.`] });
       else res.destroy();
     }
   }
@@ -215,7 +219,7 @@ export class ConsentSession<T> {
     params: URLSearchParams,
   ): Promise<{ accepted: boolean; status: number; page: ResultPage }> {
     if (this.state === 'timed-out') {
-      return refuse(408, 'Sign-in timed out', ['This sign-in took too long and was abandoned.', 'Run `tokend login` again.']);
+      return refuse(408, 'Sign-in timed out', ['This sign-in took too long and was abandoned.', `Run \`${this.options.retryCommand}\`.`]);
     }
     if (this.state !== 'waiting') {
       return refuse(409, 'Sign-in already handled', ['This sign-in has already been completed or cancelled.']);
@@ -232,8 +236,9 @@ export class ConsentSession<T> {
       const code = /^[a-z_]{1,64}$/.test(error) ? error : 'unknown_error';
       const reason =
         code === 'access_denied' ? 'access was denied on the consent screen' : `the OAuth server reported ${code}`;
-      this.settleError(new LoginFailedError(`sign-in failed: ${reason}`, { hint: 'run `tokend login` again' }));
-      return refuse(403, 'Access denied', [`Sign-in failed: ${reason}.`, 'Nothing was stored. Run `tokend login` again.']);
+      const retry = `run \`${this.options.retryCommand}\``;
+      this.settleError(new LoginFailedError(`sign-in failed: ${reason}`, { hint: `${retry} and allow access on the consent screen` }));
+      return refuse(403, 'Access denied', [`Sign-in failed: ${reason}.`, `Nothing was stored. To try again, ${retry}.`]);
     }
     const code = params.get('code');
     if (code === null || code.length === 0 || code.length > 2048) {
@@ -249,7 +254,10 @@ export class ConsentSession<T> {
       // the real sign-in; the same link can be used again. Unless its deadline passed meanwhile.
       this.state = 'waiting';
       if (this.deadlinePassed) this.timeOut();
-      const failure = isTokendError(caught) ? caught : new LoginFailedError('exchanging the authorization code failed', { cause: caught });
+      const failure = isTokendError(caught) ? caught : new LoginFailedError('exchanging the authorization code failed', {
+              cause: caught,
+              hint: 'the sign-in is still open: open its link again',
+            });
       this.options.logger?.warn({ event: 'consent_response_refused', err: failure }, 'a sign-in response was refused');
       return refuse(failure instanceof LoginFailedError ? 403 : 502, 'Sign-in not completed', [
         failure.message,
@@ -263,9 +271,12 @@ export class ConsentSession<T> {
       this.settle(value);
       return { accepted: true, status: 200, page };
     } catch (caught) {
-      const failure = isTokendError(caught) ? caught : new LoginFailedError('storing the sign-in failed', { cause: caught });
+      const failure = isTokendError(caught) ? caught : new LoginFailedError('storing the sign-in failed', {
+              cause: caught,
+              hint: `\`tokend status\` shows the store and why it failed; then run \`${this.options.retryCommand}\``,
+            });
       this.settleError(failure);
-      return refuse(502, 'Sign-in failed', [failure.message, failure.hint ?? 'Run `tokend login` again.']);
+      return refuse(502, 'Sign-in failed', [failure.message, failure.hint ?? `Run \`${this.options.retryCommand}\`.`]);
     }
   }
 
@@ -276,11 +287,15 @@ export class ConsentSession<T> {
       { code: new Secret(code), codeVerifier: this.codeVerifier, redirectUri: this.redirectUri },
       this.abort.signal,
     );
-    if (grant.refreshToken === undefined) throw new LoginFailedError('the OAuth server returned no refresh token');
+    if (grant.refreshToken === undefined) throw new LoginFailedError('the OAuth server returned no refresh token', {
+        hint: `run \`${this.options.retryCommand}\`; if it happens again, remove the app's access at https://myaccount.google.com/permissions first`,
+      });
     const email = emailFromIdToken(grant.idToken, this.options.client.clientId);
     const hint = this.options.loginHint;
     if (hint !== undefined && email.toLowerCase() !== hint.toLowerCase()) {
-      throw new LoginFailedError(`the consent was given as ${email}, but this sign-in is for ${hint} (--login-hint); nothing was stored`);
+      throw new LoginFailedError(`the consent was given as ${email}, but this sign-in is for ${hint} (--login-hint); nothing was stored`, {
+        hint: `the sign-in is still open: open its link again and choose ${hint}`,
+      });
     }
     return { email, grant: { ...grant, refreshToken: grant.refreshToken } };
   }
@@ -315,10 +330,11 @@ export class ConsentSession<T> {
     this.deadlinePassed = true;
     if (this.state !== 'waiting') return; // an exchange in flight decides; a failed one then times out
     this.state = 'timed-out';
-    const minutes = Math.round(this.options.timeoutMs / 60_000);
+    const within = formatWait(this.options.timeoutMs);
     this.rejectResult(
-      new LoginTimeoutError(`no sign-in arrived within ${minutes >= 1 ? `${minutes} min` : `${this.options.timeoutMs} ms`}`, {
-        hint: 'run `tokend login` again and finish the consent in the browser (or paste the redirected URL with --no-browser)',
+      new LoginTimeoutError(`no sign-in arrived within ${within}`, {
+        hint: `run \`${this.options.retryCommand}\` and finish the consent within ${within}`,
+        details: { timeoutSeconds: Math.round(this.options.timeoutMs / 1000) },
       }),
     );
     this.shutdown(LATE_ANSWER_GRACE_MS);
@@ -351,12 +367,21 @@ function isTopLevelNavigation(req: IncomingMessage): boolean {
   return dest === undefined || dest === 'document';
 }
 
+/** `5 min`, `1 min 30 s`, `45 s`: as the setting (`loginTimeoutSeconds`) is given. */
+export function formatWait(ms: number): string {
+  const seconds = Math.round(ms / 1000);
+  const minutes = Math.floor(seconds / 60);
+  const rest = seconds % 60;
+  if (minutes === 0) return `${rest} s`;
+  return rest === 0 ? `${minutes} min` : `${minutes} min ${rest} s`;
+}
+
 function cancelledPage() {
   return refuse(409, 'Sign-in cancelled', ['This sign-in was cancelled before it finished; nothing was stored.', 'Run `tokend login` again.']);
 }
 
 function refuse(status: number, heading: string, lines: string[]) {
-  return { accepted: false, status, page: { ok: false, heading, lines } };
+  return { accepted: false, status, page: { outcome: 'failed' as const, heading, lines } };
 }
 
 function send(res: ServerResponse, status: number, page: ResultPage): void {

@@ -7,6 +7,8 @@ import type { Secret } from '../secret.js';
  * place of a signature check; the audience is still checked, so a token minted for another client is
  * refused.
  */
+const ID_TOKEN_HINT = "check that the client file's token_uri is Google's (https://oauth2.googleapis.com/token)";
+
 export function emailFromIdToken(idToken: Secret | undefined, clientId: string): string {
   if (idToken === undefined) {
     throw new LoginFailedError('the OAuth server returned no ID token, so the account email is unknown', {
@@ -18,11 +20,11 @@ export function emailFromIdToken(idToken: Secret | undefined, clientId: string):
   try {
     claims = JSON.parse(Buffer.from(payloadPart ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
   } catch {
-    throw new LoginFailedError('the ID token returned by the OAuth server is malformed');
+    throw new LoginFailedError('the ID token returned by the OAuth server is malformed', { hint: ID_TOKEN_HINT });
   }
   const audience = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
   if (!audience.includes(clientId)) {
-    throw new LoginFailedError('the ID token returned by the OAuth server was issued to another client');
+    throw new LoginFailedError('the ID token returned by the OAuth server was issued to another client', { hint: ID_TOKEN_HINT });
   }
   const email = claims.email;
   if (typeof email !== 'string' || !/^[^\s@]+@[^\s@]+$/.test(email) || email.length > 320) {

@@ -64,14 +64,16 @@ function safeErrorCode(value: unknown): string {
   return typeof value === 'string' && OAUTH_ERROR_CODE.test(value) ? value : 'unknown_error';
 }
 
+const MALFORMED_ANSWER_HINT = 'check that the client file\'s token_uri is Google\'s (https://oauth2.googleapis.com/token)';
+
 function parseGrant(body: Record<string, unknown>, host: string): TokenGrant {
   const { access_token, expires_in, scope, refresh_token, id_token } = body;
   const expiresIn = typeof expires_in === 'string' ? Number(expires_in) : expires_in;
   if (typeof access_token !== 'string' || access_token.length === 0 || access_token.length > 8192) {
-    throw new UpstreamRejectedError(`the OAuth server at ${host} answered without a usable access_token`);
+    throw new UpstreamRejectedError(`the OAuth server at ${host} answered without a usable access_token`, { hint: MALFORMED_ANSWER_HINT });
   }
   if (typeof expiresIn !== 'number' || !Number.isFinite(expiresIn) || expiresIn <= 0) {
-    throw new UpstreamRejectedError(`the OAuth server at ${host} answered without a usable expires_in`);
+    throw new UpstreamRejectedError(`the OAuth server at ${host} answered without a usable expires_in`, { hint: MALFORMED_ANSWER_HINT });
   }
   return {
     accessToken: new Secret(access_token),
@@ -186,9 +188,10 @@ export class TokenEndpoint implements OAuthEndpoint {
       });
     }
     return new UpstreamRejectedError(`the OAuth server at ${host} refused the request (HTTP ${status}, ${code})`, {
-      ...(code === 'invalid_scope'
-        ? { hint: 'the grant no longer covers these scopes; run `tokend login` again with the scopes you need' }
-        : {}),
+      hint:
+        code === 'invalid_scope'
+          ? 'the grant no longer covers these scopes; run `tokend login` again with the scopes you need'
+          : `check that the client file's token_uri (${host}) is the OAuth server you meant; the daemon log has the details`,
       details: { oauthError: code },
     });
   }
@@ -239,9 +242,9 @@ function parseJsonObject(text: string): Record<string, unknown> {
 }
 
 /** Maps what is left after retries into the catalogue: RetryableError → UpstreamUnavailableError. */
-export function toUpstreamError(error: unknown): unknown {
+export function toUpstreamError(error: unknown, consequence = 'tokens cannot be refreshed right now'): unknown {
   if (error instanceof RetryableError) {
-    return new UpstreamUnavailableError(`${error.reason}; tokens cannot be refreshed right now`, {
+    return new UpstreamUnavailableError(`${error.reason}; ${consequence}`, {
       hint: 'check your network connection; `tokend status` shows the account health',
     });
   }

@@ -32,7 +32,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     routerOptions: { ignoreTrailingSlash: false },
     // Errors fastify raises before routing (a malformed URL) get the same body as every other error.
     frameworkErrors: (error, _request, reply) => {
-      const mapped = new BadRequestError(error.code === 'FST_ERR_BAD_URL' ? 'the request URL is malformed' : 'the request is malformed');
+      const mapped = new BadRequestError(error.code === 'FST_ERR_BAD_URL' ? 'the request URL is malformed' : 'the request is malformed', {
+        hint: 'see docs/metadata.md for the paths tokend serves',
+      });
       // onSend hooks do not run for these: the flavor header is set here.
       void sendJson(reply.header('metadata-flavor', 'Google'), { error: mapped.toJSON() }, 400);
     },

@@ -4,13 +4,14 @@ import { AccountRegistry } from '../broker/accounts.js';
 import { Broker, type FreshnessPolicy } from '../broker/broker.js';
 import { LoginManager } from '../broker/login.js';
 import { systemClock, type Clock } from '../clock.js';
-import type { Config } from '../config/config.js';
+import { describeOrigin, type Config } from '../config/config.js';
 import { ConfigError, SocketInUseError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { daemonConnectionBudget } from '../net/owner-only.js';
 import { TokenEndpoint, type OAuthEndpoint } from '../oauth/token-endpoint.js';
 import { selectStore } from '../store/select-store.js';
 import { VERSION } from '../version.js';
+import { migrateStore, type PersistentStore } from './store-migration.js';
 import { buildApp } from './app.js';
 import type { DaemonInfo } from './management-routes.js';
 import { clearStaleSocket, prepareSocketDirectory } from './socket-path.js';
@@ -49,6 +50,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
 
   const selection = await selectStore({
     setting: settings.store,
+    origin: describeOrigin(config, 'store'),
     configDir: config.configDir,
     ...(config.filePassphrase === undefined ? {} : { passphrase: config.filePassphrase }),
     logger,
@@ -80,7 +82,23 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     },
     configFile: config.configFile,
   };
-  const app = buildApp({ broker, logger, management: { logins, info, now: () => clock.now() } });
+  const migrate = (to: PersistentStore) =>
+    migrateStore(
+      {
+        accounts,
+        open: {
+          configDir: config.configDir,
+          ...(config.filePassphrase === undefined ? {} : { passphrase: config.filePassphrase }),
+          logger,
+          keychainTimeoutMs: settings.keychainTimeoutMs,
+        },
+        logger,
+        info,
+        now: () => clock.now(),
+      },
+      to,
+    );
+  const app = buildApp({ broker, logger, management: { logins, info, now: () => clock.now(), migrateStore: migrate } });
 
   try {
     await app.listen({ path: settings.socket });

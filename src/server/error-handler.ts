@@ -15,14 +15,16 @@ export function installErrorHandling(app: FastifyInstance, logger: Logger): void
     }
     if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
       // fastify's own 4xx (bad JSON, body too large, unsupported media type): its messages hold no secrets.
-      const mapped = new BadRequestError(error.message);
+      const mapped = new BadRequestError(error.message, { hint: 'see docs/metadata.md for what tokend accepts' });
       return sendJson(reply, { error: mapped.toJSON() }, error.statusCode);
     }
     logger.error({ event: 'internal_error', url: request.routeOptions.url, err: error }, 'unexpected error while answering a request');
-    return sendJson(reply, { error: new InternalError('internal error; see the daemon log').toJSON() }, 500);
+    return sendJson(reply, { error: new InternalError('internal error', { hint: 'the daemon log (the stderr of `tokend serve`) says what failed' }).toJSON() }, 500);
   });
   app.setNotFoundHandler((request, reply) => {
-    const error = new NotFoundError(`${request.method} ${request.url.split('?')[0] ?? ''} is not served by tokend`);
+    const error = new NotFoundError(`${request.method} ${request.url.split('?')[0] ?? ''} is not served by tokend`, {
+      hint: 'docs/metadata.md lists the paths tokend serves',
+    });
     return sendJson(reply, { error: error.toJSON() }, 404);
   });
 }

@@ -3,7 +3,8 @@ import type { Broker, CallerInfo } from '../broker/broker.js';
 import type { LoginManager } from '../broker/login.js';
 import { ScopeSet } from '../broker/scopes.js';
 import { BadRequestError } from '../errors.js';
-import type { StoreInfo } from '../protocol.js';
+import type { StoreInfo, StoreMoved } from '../protocol.js';
+import type { PersistentStore } from './store-migration.js';
 import { sendJson } from './replies.js';
 
 /** Facts about the daemon itself that `status` shows next to the broker's. */
@@ -19,12 +20,15 @@ export interface DaemonInfo {
 export interface ManagementDeps {
   broker: Broker;
   logins: LoginManager;
+  /** Moves the accounts to another store (`tokend store migrate`). */
+  migrateStore: (to: PersistentStore) => Promise<StoreMoved>;
   info: DaemonInfo;
   now: () => number;
   callerOf: (request: FastifyRequest) => CallerInfo;
 }
 
 export const API_PREFIX = '/tokend/v1';
+const API_HINT = 'docs/metadata.md describes the management API';
 /** The longest a client may hold a `wait` request open; it then asks again. */
 const MAX_WAIT_SECONDS = 25;
 
@@ -33,14 +37,14 @@ function stringField(body: unknown, name: string, required: false): string | und
 function stringField(body: unknown, name: string, required: boolean): string | undefined {
   const value = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[name] : undefined;
   if (value === undefined && !required) return undefined;
-  if (typeof value !== 'string' || value.length === 0) throw new BadRequestError(`the request needs a string "${name}"`);
+  if (typeof value !== 'string' || value.length === 0) throw new BadRequestError(`the request needs a string "${name}"`, { hint: API_HINT });
   return value;
 }
 
 function booleanField(body: unknown, name: string, fallback: boolean): boolean {
   const value = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[name] : undefined;
   if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw new BadRequestError(`"${name}" must be true or false`);
+  if (typeof value !== 'boolean') throw new BadRequestError(`"${name}" must be true or false`, { hint: API_HINT });
   return value;
 }
 
@@ -69,7 +73,7 @@ export function registerManagementRoutes(app: FastifyInstance, deps: ManagementD
 
   app.get(`${API_PREFIX}/token`, async (request: FastifyRequest<{ Querystring: Record<string, string | undefined> }>, reply) => {
     const { scopes, account } = request.query;
-    if (Array.isArray(scopes) || Array.isArray(account)) throw new BadRequestError('give `scopes` and `account` once each');
+    if (Array.isArray(scopes) || Array.isArray(account)) throw new BadRequestError('`scopes` and `account` were given more than once', { hint: 'give each once; scopes as one comma-separated list' });
     const issued = await broker.getToken({
       account: account ?? 'default',
       ...(scopes === undefined || scopes === '' ? {} : { scopes: ScopeSet.parse(scopes) }),
@@ -119,6 +123,14 @@ export function registerManagementRoutes(app: FastifyInstance, deps: ManagementD
 
   app.put(`${API_PREFIX}/default`, async (request, reply) => {
     return sendJson(reply, await broker.setDefault(stringField(request.body, 'account', true)));
+  });
+
+  app.post(`${API_PREFIX}/store/migrate`, async (request, reply) => {
+    const to = stringField(request.body, 'to', true);
+    if (to !== 'keychain' && to !== 'file') {
+      throw new BadRequestError(`cannot move the accounts to "${to}"`, { hint: 'give `--to keychain` or `--to file`' });
+    }
+    return sendJson(reply, await deps.migrateStore(to));
   });
 
   app.post(`${API_PREFIX}/logout`, async (request, reply) => {

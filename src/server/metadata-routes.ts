@@ -32,10 +32,12 @@ export function registerMetadataRoutes(app: FastifyInstance, deps: MetadataDeps)
     // The matched route, not the raw URL: `/%63omputeMetadata/...` routes here too.
     if (request.routeOptions.url?.startsWith('/computeMetadata') !== true) return done();
     if (request.headers['x-forwarded-for'] !== undefined) {
-      return done(new ProxiedRequestError('requests relayed by a proxy (X-Forwarded-For) are refused'));
+      return done(new ProxiedRequestError('requests relayed by a proxy (X-Forwarded-For) are refused', {
+          hint: 'connect to tokend directly; set NO_PROXY=127.0.0.1,localhost,metadata.google.internal for programs that use a proxy',
+        }));
     }
     if (request.headers['metadata-flavor'] !== 'Google') {
-      return done(new MissingMetadataFlavorError('metadata requests need the header "Metadata-Flavor: Google"'));
+      return done(new MissingMetadataFlavorError('metadata requests need the header "Metadata-Flavor: Google"', { hint: 'send it: `curl -H "Metadata-Flavor: Google" ...`' }));
     }
     done();
   });
@@ -100,7 +102,7 @@ export function registerMetadataRoutes(app: FastifyInstance, deps: MetadataDeps)
 
   app.get(`${PREFIX}/instance/service-accounts/:account/token`, async (request: AccountRequest, reply: FastifyReply) => {
     const scopesParam = request.query.scopes;
-    if (Array.isArray(scopesParam)) throw new BadRequestError('give `scopes` once, as a comma-separated list');
+    if (Array.isArray(scopesParam)) throw new BadRequestError('`scopes` was given more than once', { hint: 'give it once, as a comma-separated list' });
     const scopes = scopesParam === undefined || scopesParam === '' ? undefined : ScopeSet.parse(scopesParam);
     const issued = await broker.getToken({
       account: request.params.account,
@@ -112,7 +114,7 @@ export function registerMetadataRoutes(app: FastifyInstance, deps: MetadataDeps)
   });
 
   app.get(`${PREFIX}/instance/service-accounts/:account/identity`, () => {
-    throw new NotFoundError('ID tokens are not served yet by tokend');
+    throw new NotFoundError('ID tokens are not served yet by tokend', { hint: 'ask for an access token (`.../token`) instead' });
   });
 
   app.get(`${PREFIX}/project/project-id`, (_request, reply) => {

@@ -366,7 +366,7 @@ export class FileStore implements SecretStore {
       };
       doc = { version: FORMAT_VERSION, encryption, ciphertext: ciphertext.toString('base64') };
     }
-    if (this.#dir === undefined) throw new StoreUnavailableError(`${this.path} was written before it was opened`);
+    if (this.#dir === undefined) throw new StoreUnavailableError(`${this.path} was written before it was opened`, { hint: 'this is a bug in tokend; please report it' });
     await writeFileAtomic(this.#dir, this.#fileName, `${JSON.stringify(doc)}\n`);
     this.#generation = generation;
   }

@@ -29,3 +29,7 @@ export const STORE_SERVICE = 'tokend';
 export function accountEntry(email: string): { service: string; account: string } {
   return { service: STORE_SERVICE, account: email.toLowerCase() };
 }
+
+/** What `--store` and TOKEND_STORE accept: a store, or `auto` (the keychain when usable, else a file). */
+export type StoreSetting = 'auto' | 'keychain' | 'file' | 'memory';
+export const STORE_SETTINGS: readonly StoreSetting[] = ['auto', 'keychain', 'file', 'memory'];

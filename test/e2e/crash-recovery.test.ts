@@ -4,7 +4,6 @@
  * and the upstream has already rotated the refresh token. The next start must lose nothing.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -12,6 +11,7 @@ import { obtainRedirectUrl } from '../helpers/consent-driver.js';
 import { daemonDirs, daemonEnv, runCli, stopAllDaemons, startCli, startDaemonProcess } from '../helpers/daemon-process.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 import { requirements, skipUnless } from '../helpers/requirements.js';
+import { holdFsyncs } from '../helpers/strace.js';
 
 const AUTH_URL_LINE = /^ {2}(http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)$/m;
 
@@ -24,22 +24,6 @@ after(async () => {
   await standin?.stop();
 });
 
-/** Delays every fsync of every thread of `pid` by `seconds`, until stopped. Resolves once attached. */
-async function holdFsyncs(pid: number, seconds: number) {
-  const threads = readdirSync(`/proc/${pid}/task`).flatMap((tid) => ['-p', tid]);
-  const tracer = spawn('strace', ['-e', 'trace=fsync', '-e', `inject=fsync:delay_enter=${seconds * 1_000_000}`, ...threads], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let attached = 0;
-  await new Promise<void>((resolve, reject) => {
-    tracer.stderr.on('data', (chunk: Buffer) => {
-      attached += (chunk.toString().match(/attached/g) ?? []).length;
-      if (attached >= threads.length / 2) resolve();
-    });
-    tracer.once('exit', (code) => reject(new Error(`strace exited with ${code}`)));
-  });
-  return { stop: () => tracer.kill('SIGKILL') };
-}
 
 const tempFiles = (dir: string) => readdirSync(dir).filter((name) => name.startsWith('.secrets.json.') && name.endsWith('.tmp'));
 

@@ -202,6 +202,7 @@ describe('daemon process', () => {
   test('regression: a second daemon fails on the socket before it touches the store marker', async () => {
     const setup = await startDaemon('marker');
     try {
+      assert.equal((await loginByPasteBack(setup, 'bigquery')).code, 0);
       const marker = readFileSync(join(setup.dirs.configDir, 'store.json'), 'utf8');
       const second = await runCli(['serve', '--store', 'memory'], setup.env);
       assert.equal(second.code, 1);
@@ -266,7 +267,8 @@ describe('login, tokens and scope limits over the socket', () => {
     assert.match(result.stdout, /Logged in as alice@example\.com/);
     assert.match(result.stdout, /Granted scopes: .*bigquery/);
     assert.doesNotMatch(result.stdout, /cloud-platform/);
-    assert.match(result.stderr, /consent was partial: not granted: https:\/\/www\.googleapis\.com\/auth\/cloud-platform/);
+    assert.match(result.stderr, /consent was partial: not granted: cloud-platform$/m);
+    assert.match(result.stderr, /^hint: .*run `tokend login --client-secrets \S+client_secrets\.json --scopes bigquery,cloud-platform` and leave them ticked$/m);
 
     const granted = await runCli(['token', '--scopes', 'bigquery'], setup.env);
     assert.equal(granted.code, 0, granted.stderr);
@@ -471,7 +473,7 @@ describe('without a Secret Service', () => {
       assert.equal(fallback[0].event, 'store_fallback');
       assert.match(fallback[0].msg, /file/);
       const status = await runCli(['status'], setup.env);
-      assert.match(status.stdout, /^store: {4}file: /m);
+      assert.match(status.stdout, /^store: {4}file \/\S+\/secrets\.json \(encrypted\)$/m, 'the kind is not repeated');
       assert.match(status.stdout, /^warning: /m);
       const login = await loginByPasteBack(setup, 'bigquery');
       assert.equal(login.code, 0, login.stderr);

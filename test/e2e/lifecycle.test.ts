@@ -14,7 +14,7 @@ import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 import { requirements, skipUnless } from '../helpers/requirements.js';
 
 const G = 'https://www.googleapis.com/auth/';
-const skip = skipUnless(requirements.keyring) || skipUnless(requirements.chromium);
+const skip = skipUnless(requirements.keyring, requirements.chromium);
 const RECORD_URL = new URL('../fixtures/record-browser-url.js', import.meta.url).pathname;
 
 let standin: StandinHandle;
@@ -76,7 +76,7 @@ test('serve → login in Chromium → narrow token → introspection → logout 
 
   const page = await consentViaChromium(startUrl);
   assert.match(page.title, /Signed in as alice@example\.com/);
-  assert.match(page.text, /Granted: bigquery,cloud-platform/);
+  assert.match(page.text, /Granted: bigquery, cloud-platform\./);
   const result = await login.result;
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /^Logged in as alice@example\.com\nGranted scopes: .*bigquery.*cloud-platform/);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
-const BIN = join(ROOT, 'bin', 'tokend.js');
+export const BIN = join(ROOT, 'bin', 'tokend.js');
 const READY_TIMEOUT_MS = 10_000;
 
 /**

@@ -49,12 +49,13 @@ export class FakeUpstream implements OAuthEndpoint {
   }
 
   exchangeCode(): Promise<TokenGrant> {
-    return Promise.reject(new UpstreamUnavailableError('the fake upstream does not exchange codes'));
+    return Promise.reject(new UpstreamUnavailableError('the fake upstream does not exchange codes', { hint: 'use the OAuth stand-in' }));
   }
 
   async revoke(_client: ClientConfig, token: Secret): Promise<void> {
     this.revokeCalls.push(token.reveal());
     if (this.revokeGate !== undefined) await this.revokeGate;
+    if (this.down) throw new RetryableError('the OAuth server at fake answered HTTP 503');
   }
 }
 

@@ -18,6 +18,7 @@ export const requirements = {
     aptPackages: ['dbus', 'gnome-keyring', 'libsecret-tools'],
   },
   strace: { binaries: ['strace'], aptPackages: ['strace'] },
+  tmux: { binaries: ['tmux'], aptPackages: ['tmux'] },
 } satisfies Record<string, Requirement>;
 
 export function which(binary: string): string | undefined {
@@ -33,11 +34,13 @@ export function which(binary: string): string | undefined {
   return undefined;
 }
 
-/** `false` when everything is there, else the skip reason; throws under CI=true. */
-export function skipUnless(requirement: Requirement): string | false {
-  const missing = requirement.binaries.filter((b) => which(b) === undefined);
-  if (missing.length === 0) return false;
-  const reason = `needs ${missing.join(', ')}: apt-get install ${requirement.aptPackages.join(' ')}`;
+/** `false` when everything is there, else the skip reason naming every missing tool and its packages; throws under CI=true. */
+export function skipUnless(...needed: Requirement[]): string | false {
+  const lacking = needed.filter((requirement) => requirement.binaries.some((b) => which(b) === undefined));
+  if (lacking.length === 0) return false;
+  const missing = lacking.flatMap((requirement) => requirement.binaries.filter((b) => which(b) === undefined));
+  const packages = [...new Set(lacking.flatMap((requirement) => requirement.aptPackages))];
+  const reason = `needs ${missing.join(', ')}: apt-get install ${packages.join(' ')}`;
   if (process.env.CI === 'true') {
     throw new Error(`CI=true and a required tool is missing (${reason})`);
   }

@@ -29,15 +29,18 @@ after(async () => {
   await standin.stop();
 });
 
+const RETRY = 'tokend login --client-secrets c.json --scopes bigquery --login-hint alice@example.com';
+
 function start(clock = new ManualClock(Date.now()), timeoutMs = 60_000) {
   return ConsentSession.start<ConsentGrant>({
     client: parseClientSecrets(standin.clientSecretsJson()),
     scopes: [`${G}bigquery`],
     loginHint: 'alice@example.com',
+    retryCommand: RETRY,
     timeoutMs,
     clock,
     tokenEndpoint: new TokenEndpoint({ timeoutMs: 5000 }),
-    finish: (grant) => Promise.resolve({ value: grant, page: { ok: true, heading: `Signed in as ${grant.email}`, lines: [] } }),
+    finish: (grant) => Promise.resolve({ value: grant, page: { outcome: 'ok' as const, heading: `Signed in as ${grant.email}`, lines: [] } }),
   });
 }
 
@@ -116,12 +119,13 @@ describe('consent session', () => {
     const session = await ConsentSession.start<ConsentGrant>({
       client: parseClientSecrets(standin.clientSecretsJson()),
       scopes: [`${G}bigquery`],
+      retryCommand: RETRY,
       timeoutMs: 60_000,
       clock: new ManualClock(Date.now()),
       tokenEndpoint: new TokenEndpoint({ timeoutMs: 5000 }),
       finish: (grant) => {
         stored = true;
-        return Promise.resolve({ value: grant, page: { ok: true, heading: 'ok', lines: [] } });
+        return Promise.resolve({ value: grant, page: { outcome: 'ok' as const, heading: 'ok', lines: [] } });
       },
     });
     const redirect = await obtainRedirectUrl(session.authUrl);

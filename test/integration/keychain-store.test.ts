@@ -27,7 +27,8 @@ import {
   type ProbeResult,
 } from '../../src/store/keychain-store.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import { readStoreMarker, selectStore, type KeychainCandidate } from '../../src/store/select-store.js';
+import { selectStore, type KeychainCandidate } from '../../src/store/select-store.js';
+import { readStoreMarker } from '../../src/store/store-marker.js';
 import { noSecretServiceEnv, startKeyringSession, type KeyringSession } from '../helpers/keyring-session.js';
 import { requirements, skipUnless } from '../helpers/requirements.js';
 
@@ -233,25 +234,33 @@ describe('KeychainStore against a real Secret Service (gnome-keyring)', { skip: 
     await quick.deletePassword(service, 'a@example.com');
   });
 
-  test('selectStore: keychain and auto pick the keychain and record it', async () => {
+  test('selectStore: keychain and auto pick the keychain; it is recorded when the first account is saved in it', async () => {
     const configDir = freshConfigDir();
     const explicit = await selectStore({ setting: 'keychain', configDir, logger: silentLogger() });
     assert.equal(explicit.kind, 'keychain');
-    assert.ok(explicit.store instanceof KeychainStore, 'explicit.store instanceof KeychainStore');
+    assert.equal(explicit.store.description, new KeychainStore().description);
     assert.equal(explicit.warning, undefined);
-    assert.equal((await readStoreMarker(configDir))?.kind, 'keychain');
-
+    assert.equal(await readStoreMarker(configDir), undefined, 'nothing recorded before an account is saved');
+    await explicit.store.setPassword('tokend-select-test', 'a@example.com', 'record');
+    try {
+      assert.equal((await readStoreMarker(configDir))?.kind, 'keychain');
+      assert.equal(await explicit.store.getPassword('tokend-select-test', 'a@example.com'), 'record', 'the write reached the keychain');
+    } finally {
+      await explicit.store.deletePassword('tokend-select-test', 'a@example.com');
+    }
     const auto = await selectStore({ setting: 'auto', configDir, logger: silentLogger() });
     assert.equal(auto.kind, 'keychain');
     assert.match(auto.reason, /^auto: the OS keychain is reachable/);
   });
 
-  test('selectStore: auto stays with a file store that holds the accounts, and says the keychain is usable now', async () => {
+  test('selectStore: auto stays with a file store that holds accounts, and names the command that moves them', async () => {
     const configDir = freshConfigDir();
-    await selectStore({ setting: 'file', configDir, passphrase: 'pw', logger: silentLogger() });
+    const file = await selectStore({ setting: 'file', configDir, passphrase: 'pw', logger: silentLogger() });
+    await file.store.setPassword('tokend', 'a@example.com', 'record');
     const auto = await selectStore({ setting: 'auto', configDir, passphrase: 'pw', logger: silentLogger() });
     assert.equal(auto.kind, 'file');
-    assert.match(auto.warning ?? '', /The OS keychain is usable now, but your accounts stay in the file store .*tokend serve --store keychain/);
+    assert.match(auto.reason, /^auto: your account is in the file store /);
+    assert.match(auto.warning ?? '', /The OS keychain is usable now, but your accounts are in the file store .*run `tokend store migrate --to keychain`/);
     assert.equal((await readStoreMarker(configDir))?.kind, 'file');
   });
 });
@@ -379,7 +388,7 @@ function fakeKeychain(probe: ProbeResult): KeychainCandidate {
 }
 const reachable = () => fakeKeychain({ ok: true, elapsedMs: 1 });
 const unreachable = () => {
-  const error = new StoreUnavailableError('the fake keychain is switched off');
+  const error = new StoreUnavailableError('the fake keychain is switched off', { hint: 'switch it on' });
   return fakeKeychain({ ok: false, reason: error.message, error, elapsedMs: 1 });
 };
 
@@ -393,6 +402,33 @@ describe('selectStore and the store marker', () => {
     assert.equal(existsSync(join(configDir, 'store.json')), false);
   });
 
+  test('regression: a first start records nothing; an empty file store is no reason to stay in it', async () => {
+    const configDir = freshConfigDir();
+    const first = await selectStore({ setting: 'auto', configDir, passphrase: 'pw', logger: silentLogger(), createKeychain: unreachable });
+    assert.equal(first.kind, 'file');
+    assert.equal(await readStoreMarker(configDir), undefined, 'a start with no account records nothing');
+    // A marker naming an empty file store (an account saved, then logged out) counts for nothing either.
+    await first.store.setPassword('tokend', 'a@example.com', 'record');
+    await first.store.deletePassword('tokend', 'a@example.com');
+    assert.equal((await readStoreMarker(configDir))?.kind, 'file');
+    const later = await selectStore({ setting: 'auto', configDir, passphrase: 'pw', logger: silentLogger(), createKeychain: reachable });
+    assert.equal(later.kind, 'keychain', 'the keychain works now and the file store is empty');
+    assert.match(later.reason, /^auto: the OS keychain is reachable/);
+    assert.doesNotMatch(later.reason + (later.warning ?? ''), /recorded|store\.json/);
+    await later.store.setPassword('tokend', 'b@example.com', 'record');
+    assert.equal((await readStoreMarker(configDir))?.kind, 'keychain', 'the first account saved records the keychain');
+  });
+
+  test('the store setting is named by where it came from', async () => {
+    const configDir = freshConfigDir();
+    const memory = await selectStore({ setting: 'memory', origin: 'TOKEND_STORE=memory', configDir, logger: silentLogger() });
+    assert.equal(memory.reason, 'chosen (TOKEND_STORE=memory): secrets are lost when the daemon stops');
+    await assert.rejects(
+      selectStore({ setting: 'keychain', origin: 'TOKEND_STORE=keychain', configDir, logger: silentLogger(), createKeychain: unreachable }),
+      /^StoreUnavailableError: TOKEND_STORE=keychain asks for the OS keychain, but it is not usable: the fake keychain is switched off$/,
+    );
+  });
+
   test('file: reason says whether it is encrypted; unencrypted gets a warning', async () => {
     const plain = await selectStore({ setting: 'file', configDir: freshConfigDir(), logger: silentLogger() });
     assert.equal(plain.kind, 'file');
@@ -403,6 +439,7 @@ describe('selectStore and the store marker', () => {
     const encrypted = await selectStore({ setting: 'file', configDir, passphrase: 'pw', logger: silentLogger() });
     assert.match(encrypted.reason, /\(encrypted\)$/);
     assert.equal(encrypted.warning, undefined);
+    await encrypted.store.setPassword('tokend', 'a@example.com', 'record');
     const marker = await readStoreMarker(configDir);
     assert.equal(marker?.kind, 'file');
     assert.ok(!Number.isNaN(Date.parse(marker.since)), '!Number.isNaN(Date.parse(marker.since))');
@@ -418,18 +455,22 @@ describe('selectStore and the store marker', () => {
     );
   });
 
-  test('an explicit setting that differs from the marker: allowed, with a warning, and the marker moves', async () => {
+  test('an explicit setting that differs from the marker: allowed, with a warning, and the marker moves once an account is saved', async () => {
     const configDir = freshConfigDir();
-    await selectStore({ setting: 'keychain', configDir, logger: silentLogger(), createKeychain: reachable });
+    const keychain = await selectStore({ setting: 'keychain', configDir, logger: silentLogger(), createKeychain: reachable });
+    await keychain.store.setPassword('tokend', 'a@example.com', 'record');
     assert.equal((await readStoreMarker(configDir))?.kind, 'keychain');
 
     const file = await selectStore({ setting: 'file', configDir, passphrase: 'pw', logger: silentLogger() });
     assert.equal(file.kind, 'file');
     assert.match(file.warning ?? '', /accounts were in the OS keychain; they are not visible in the file store/);
+    assert.equal((await readStoreMarker(configDir))?.kind, 'keychain', 'not moved by the start alone');
+    await file.store.setPassword('tokend', 'b@example.com', 'record');
     assert.equal((await readStoreMarker(configDir))?.kind, 'file');
 
     const back = await selectStore({ setting: 'keychain', configDir, logger: silentLogger(), createKeychain: reachable });
     assert.match(back.warning ?? '', /accounts were in the file store .*secrets\.json/);
+    await back.store.setPassword('tokend', 'c@example.com', 'record');
     assert.equal((await readStoreMarker(configDir))?.kind, 'keychain');
 
     const memory = await selectStore({ setting: 'memory', configDir, logger: silentLogger() });
@@ -437,9 +478,10 @@ describe('selectStore and the store marker', () => {
     assert.equal((await readStoreMarker(configDir))?.kind, 'keychain', 'memory never moves the marker');
   });
 
-  test('auto honours a file marker even when the keychain is reachable', async () => {
+  test('auto honours a file marker even when the keychain is reachable, while the file holds accounts', async () => {
     const configDir = freshConfigDir();
-    await selectStore({ setting: 'file', configDir, passphrase: 'pw', logger: silentLogger() });
+    const file = await selectStore({ setting: 'file', configDir, passphrase: 'pw', logger: silentLogger() });
+    await file.store.setPassword('tokend', 'a@example.com', 'record');
     let probed = false;
     const selection = await selectStore({
       setting: 'auto',
@@ -452,14 +494,15 @@ describe('selectStore and the store marker', () => {
       },
     });
     assert.equal(selection.kind, 'file');
-    assert.match(selection.reason, /^auto: your accounts are in the file store/);
+    assert.match(selection.reason, /^auto: your account is in the file store/);
     assert.equal(probed, true, 'the keychain is probed, to tell the user it is usable now');
     assert.match(selection.warning ?? '', /The OS keychain is usable now/);
   });
 
   test('auto: keychain marker + unreachable keychain = StoreMismatchError; no marker = announced fallback', async () => {
     const configDir = freshConfigDir();
-    await selectStore({ setting: 'auto', configDir, logger: silentLogger(), createKeychain: reachable });
+    const first = await selectStore({ setting: 'auto', configDir, logger: silentLogger(), createKeychain: reachable });
+    await first.store.setPassword('tokend', 'a@example.com', 'record');
     assert.equal((await readStoreMarker(configDir))?.kind, 'keychain');
     await assert.rejects(
       selectStore({ setting: 'auto', configDir, logger: silentLogger(), createKeychain: unreachable }),

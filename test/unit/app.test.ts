@@ -43,7 +43,7 @@ async function setup({ management = true, loggedIn = true } = {}) {
   const app = buildApp({
     broker,
     logger: silentLogger(),
-    ...(management ? { management: { logins, info, now: () => clock.now() } } : {}),
+    ...(management ? { management: { logins, info, now: () => clock.now(), migrateStore: () => Promise.reject(new Error('not in these tests')) } } : {}),
   });
   return { app, upstream, clock, broker };
 }
@@ -137,7 +137,7 @@ describe('metadata routes', () => {
     assert.equal(badUrl.statusCode, 400);
     assert.equal(badUrl.headers['content-type'], 'application/json');
     assert.equal(badUrl.headers['metadata-flavor'], 'Google');
-    assert.deepEqual(badUrl.json(), { error: { code: 'bad_request', message: 'the request URL is malformed' } });
+    assert.deepEqual(badUrl.json(), { error: { code: 'bad_request', message: 'the request URL is malformed', hint: 'see docs/metadata.md for the paths tokend serves' } });
   });
 
   test('the ping, the detection paths and the account info answer as a VM does', async () => {
@@ -188,7 +188,7 @@ describe('metadata routes', () => {
     const app2 = buildApp({ broker, logger: silentLogger() });
     const res2 = await app2.inject({ url: TOKEN_PATH, headers: FLAVOR });
     assert.equal(res2.statusCode, 500);
-    assert.deepEqual(res2.json(), { error: { code: 'internal', message: 'internal error; see the daemon log' } });
+    assert.deepEqual(res2.json(), { error: { code: 'internal', message: 'internal error', hint: 'the daemon log (the stderr of `tokend serve`) says what failed' } });
   });
 });
 

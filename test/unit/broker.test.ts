@@ -549,3 +549,50 @@ describe('broker: the upstream budget', () => {
   });
 
 });
+
+describe('broker: what status and messages say about the upstream', () => {
+  test('an outage shows in the account\'s upstream status while its health stays ok; a success after it shows too', async () => {
+    const { broker, upstream, clock } = await setup();
+    const before = broker.status().accounts[0]!.upstream;
+    assert.deepEqual(before, { lastSuccess: null, lastFailure: null, pause: null });
+    upstream.down = true;
+    await assert.rejects(broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') }), /HTTP 503/);
+    const during = broker.status().accounts[0]!;
+    assert.equal(during.health.state, 'ok', 'an outage is not a consent problem');
+    assert.equal(during.upstream.lastSuccess, null);
+    assert.match(during.upstream.lastFailure?.reason ?? '', /^refreshing: the OAuth server at fake answered HTTP 503$/);
+    assert.equal(during.upstream.lastFailure?.at, new Date(clock.now()).toISOString());
+    assert.match(during.upstream.pause?.reason ?? '', /HTTP 503/, 'the account-wide pause is shown');
+    upstream.down = false;
+    clock.advance(120_000);
+    await broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') });
+    const after = broker.status().accounts[0]!.upstream;
+    assert.equal(after.lastSuccess, new Date(clock.now()).toISOString());
+    assert.notEqual(after.lastFailure, null, 'the last failure is still shown, older than the success');
+    assert.equal(after.pause, null);
+  });
+
+  test('logout during an outage says the revocation failed, not that tokens cannot be refreshed', async () => {
+    const { broker, upstream, accounts } = await setup();
+    upstream.down = true;
+    const error = await broker.logout('default', { revoke: true }).catch((e: unknown) => e);
+    assert.ok(error instanceof UpstreamUnavailableError, `an outage error: ${String(error)}`);
+    assert.match(error.message, /the grant could not be revoked/);
+    assert.doesNotMatch(error.message, /refresh/);
+    assert.match(error.hint ?? '', /nothing was deleted.*tokend logout --account alice@example\.com --no-revoke/);
+    assert.equal(accounts.list().length, 1, 'nothing was deleted');
+    assert.match(broker.status().accounts[0]!.upstream.lastFailure?.reason ?? '', /^revoking: /);
+  });
+
+  test('a grant that died 7 days after consent names the "Testing" consent screen as the likely cause; one that died sooner does not', async () => {
+    for (const [days, testing] of [[7.2, true], [3, false]] as const) {
+      const { broker, upstream, clock } = await setup();
+      clock.advance(days * 24 * 3600_000);
+      upstream.faults.push('invalid_grant');
+      const error = await broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') }).catch((e: unknown) => e);
+      assert.ok(error instanceof ConsentRequiredError, `consent required after ${days} days: ${String(error)}`);
+      assert.match(error.hint ?? '', /tokend login --client-secrets \/home\/alice\/client_secrets\.json --scopes bigquery,cloud-platform --login-hint alice@example\.com/);
+      assert.equal(/"Testing" status/.test(error.hint ?? ''), testing, `after ${days} days: ${error.hint}`);
+    }
+  });
+});

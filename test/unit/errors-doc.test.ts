@@ -46,7 +46,7 @@ function codeSections(text: string): { sections: Section[]; malformed: string[] 
 }
 
 const catalogue = errorClasses.map((Cls) => {
-  const instance = new Cls('errors-doc test');
+  const instance = new Cls('errors-doc test', { hint: 'errors-doc hint' });
   return { name: Cls.name, code: Cls.code, instance };
 });
 const exitNames = new Map<number, string>(Object.entries(ExitCode).map(([name, value]) => [value, name]));

@@ -47,7 +47,7 @@ describe('log redaction', () => {
     logger.error({ err: foreign, error: foreign }, 'a library failed');
     assert.ok(!text().includes(SECRET), text());
     // tokend's own messages are written to be safe, and kept.
-    assert.deepEqual(serializeError(new UpstreamUnavailableError('the OAuth server could not be reached')), {
+    assert.deepEqual(serializeError(new UpstreamUnavailableError('the OAuth server could not be reached', { hint: 'try again' })), {
       type: 'UpstreamUnavailableError',
       code: 'upstream_unavailable',
       message: 'the OAuth server could not be reached',

@@ -4,9 +4,10 @@ import { createInterface } from 'node:readline';
 import type { LoginOutcome, LoginStartResponse, TokendClient } from '../../client/socket-client.js';
 import { ExitCode, InvalidClientSecretsError, LoginFailedError, LoginTimeoutError, UsageError } from '../../errors.js';
 import { parseFlags } from '../args.js';
-import { openBrowser } from '../browser.js';
+import { openBrowser, whyNoBrowser } from '../browser.js';
 import { clientFor, socketOption } from '../context.js';
 import { line, type Io } from '../io.js';
+import { apiScopeList } from '../scope-names.js';
 
 export const summary = 'one-time consent for an account, in the browser';
 export const usage = `Usage: tokend login --client-secrets FILE [--scopes LIST] [--no-browser] [--login-hint EMAIL] [--default] [--json]
@@ -74,56 +75,68 @@ export async function run(argv: string[], io: Io): Promise<number> {
   try {
     const outcome = await finishLogin(io, client, started, values['no-browser'] === true);
     const wantsDefault = values.default === true ? true : values['no-default'] === true ? false : undefined;
-    return await report(io, client, outcome, started.store.description, { json: values.json === true, wantsDefault });
+    return await report(io, client, outcome, started, { json: values.json === true, wantsDefault });
   } finally {
     process.removeListener('SIGINT', abandon);
   }
 }
 
-async function finishLogin(
-  io: Io,
-  client: TokendClient,
-  started: LoginStartResponse,
-  noBrowser: boolean,
-): Promise<LoginOutcome> {
-  let outcome: LoginOutcome;
-  if (noBrowser) {
-    line(io.stderr, 'Open this URL in a browser on any machine and allow access:');
-    line(io.stderr);
-    line(io.stderr, `  ${started.authUrl}`);
-    line(io.stderr);
-    line(io.stderr, `The browser is then sent to ${started.redirectUri}?... — on another machine that page`);
-    line(io.stderr, 'will not load. Copy the whole address from the address bar and paste it here:');
-    // Whichever comes first ends the command: a pasted URL, or the redirect reaching the daemon by
-    // itself (a browser on this host, ssh -L). The paste reader is closed either way, before anything
-    // else reads the terminal.
-    const stopPaste = new AbortController();
-    const waiting = waitForLogin(client, started.id, started.expiresAt);
-    const pasted = pasteBack(io, client, started.id, stopPaste.signal);
-    try {
-      outcome = await Promise.race([pasted.then((result) => result ?? waiting), waiting]);
-    } finally {
-      stopPaste.abort();
-      await pasted.catch(() => undefined);
-    }
-  } else {
-    const opened = await openBrowser(started.startUrl, io.env);
-    line(io.stderr, opened.opened ? `Opened the browser (${opened.how}) for consent.` : `Could not open a browser: ${opened.how}.`);
-    line(io.stderr, 'If it did not open, visit this URL:');
-    line(io.stderr, `  ${started.authUrl}`);
-    line(io.stderr, 'Waiting for consent... (Ctrl-C to abandon)');
-    outcome = await waitForLogin(client, started.id, started.expiresAt);
+async function finishLogin(io: Io, client: TokendClient, started: LoginStartResponse, noBrowser: boolean): Promise<LoginOutcome> {
+  if (noBrowser) return pasteFlow(io, client, started);
+  const noBrowserHere = whyNoBrowser(io.env);
+  if (noBrowserHere !== undefined) {
+    line(io.stderr, `No browser can be opened here (${noBrowserHere}): finish the sign-in in a browser on any machine.`);
+    return pasteFlow(io, client, started);
   }
-  return outcome;
+  const opened = await openBrowser(started.startUrl, io.env);
+  if (!opened.opened) {
+    line(io.stderr, `Could not open a browser: ${opened.how}. Finish the sign-in in a browser on any machine.`);
+    return pasteFlow(io, client, started);
+  }
+  line(io.stderr, `Opened the browser (${opened.how}) for consent. If it did not open, visit this URL:`);
+  line(io.stderr, `  ${started.authUrl}`);
+  line(io.stderr, 'Waiting for consent... (Ctrl-C to abandon)');
+  try {
+    return await waitForLogin(client, started);
+  } catch (error) {
+    if (!(error instanceof LoginTimeoutError)) throw error;
+    throw new LoginTimeoutError(error.message, {
+      hint: `${error.hint ?? `run \`${started.retryCommand}\``}; where the browser cannot reach this machine, add --no-browser`,
+    });
+  }
 }
 
-async function waitForLogin(client: TokendClient, id: string, expiresAt: string): Promise<LoginOutcome> {
+/**
+ * The SSH flow: the URL is opened anywhere, and the address the browser was sent to is pasted here.
+ * Whichever comes first ends the command: a pasted URL, or the redirect reaching the daemon by itself
+ * (a browser on this host, ssh -L). The paste reader is closed either way, before anything else
+ * reads the terminal.
+ */
+async function pasteFlow(io: Io, client: TokendClient, started: LoginStartResponse): Promise<LoginOutcome> {
+  line(io.stderr, 'Open this URL in a browser on any machine and allow access:');
+  line(io.stderr);
+  line(io.stderr, `  ${started.authUrl}`);
+  line(io.stderr);
+  line(io.stderr, `The browser is then sent to ${started.redirectUri}?... — on another machine that page`);
+  line(io.stderr, 'will not load. Copy the whole address from the address bar and paste it here:');
+  const stopPaste = new AbortController();
+  const waiting = waitForLogin(client, started);
+  const pasted = pasteBack(io, client, started.id, stopPaste.signal);
+  try {
+    return await Promise.race([pasted.then((result) => result ?? waiting), waiting]);
+  } finally {
+    stopPaste.abort();
+    await pasted.catch(() => undefined);
+  }
+}
+
+async function waitForLogin(client: TokendClient, { id, expiresAt, retryCommand }: LoginStartResponse): Promise<LoginOutcome> {
   const deadline = Date.parse(expiresAt) + 5_000;
   while (Date.now() < deadline) {
     const state = await client.waitLogin(id, POLL_SECONDS);
     if (state.state === 'done') return state.outcome;
   }
-  throw new LoginTimeoutError('no consent arrived in time', { hint: 'run `tokend login` again' });
+  throw new LoginTimeoutError('no consent arrived in time', { hint: `run \`${retryCommand}\`` });
 }
 
 /** Reads pasted redirect URLs until one completes the sign-in; undefined when stdin ends or `stop` fires. */
@@ -142,7 +155,9 @@ async function pasteBack(io: Io, client: TokendClient, id: string, stop: AbortSi
         if (stop.aborted) return undefined;
         // A mangled paste leaves the sign-in open: say what was wrong and let the user paste again.
         if (!(error instanceof LoginFailedError) || !/pasted/.test(error.message)) throw error;
-        line(io.stderr, `tokend: ${error.message}${error.hint === undefined ? '' : ` (${error.hint})`}; paste again:`);
+        line(io.stderr, `tokend: ${error.message}`);
+        if (error.hint !== undefined) line(io.stderr, `hint: ${error.hint}`);
+        line(io.stderr, 'Paste the address again:');
       }
     }
   } finally {
@@ -157,19 +172,19 @@ async function report(
   io: Io,
   client: TokendClient,
   outcome: LoginOutcome,
-  storeDescription: string,
+  { store, retryCommand }: LoginStartResponse,
   options: { json: boolean; wantsDefault: boolean | undefined },
 ): Promise<number> {
   if (!options.json) {
     line(io.stdout, `Logged in as ${outcome.email}`);
-    line(io.stdout, `Granted scopes: ${outcome.granted.join(' ')}`);
-    line(io.stderr, `The refresh token is kept in: ${storeDescription}`);
+    line(io.stdout, `Granted scopes: ${apiScopeList(outcome.granted) || '(identity only)'}`);
+    line(io.stderr, `The refresh token is kept in: ${store.description}`);
   }
   const defaultAccount = await settleDefault(io, client, outcome, options);
-  if (options.json) line(io.stdout, JSON.stringify({ ...outcome, defaultAccount, store: storeDescription }, null, 2));
+  if (options.json) line(io.stdout, JSON.stringify({ ...outcome, defaultAccount, store: store.description }, null, 2));
   if (outcome.notGranted.length === 0) return ExitCode.ok;
-  line(io.stderr, `tokend: consent was partial: not granted: ${outcome.notGranted.join(' ')}`);
-  line(io.stderr, 'hint: programs asking for these scopes will be refused; run `tokend login` again and leave them ticked');
+  line(io.stderr, `tokend: consent was partial: not granted: ${apiScopeList(outcome.notGranted)}`);
+  line(io.stderr, `hint: programs asking for these scopes will be refused; run \`${retryCommand}\` and leave them ticked`);
   return ExitCode.scopeNotGranted;
 }
 

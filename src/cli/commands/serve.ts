@@ -1,4 +1,5 @@
-import { loadConfig, SECRET_ENVIRONMENT, type Flags, type StoreSetting } from '../../config/config.js';
+import { describeOrigin, loadConfig, SECRET_ENVIRONMENT, type Flags, type StoreSetting } from '../../config/config.js';
+import { defaultSocketPath, type Env } from '../../config/paths.js';
 import { ExitCode, UsageError } from '../../errors.js';
 import { createLogger } from '../../log.js';
 import { startDaemon } from '../../server/daemon.js';
@@ -7,14 +8,24 @@ import { parseFlags } from '../args.js';
 import type { Io } from '../io.js';
 
 export const summary = 'run the daemon in the foreground (logs to stderr)';
-export const usage = `Usage: tokend serve [--socket PATH] [--store auto|keychain|file|memory]
+export const usage = (env: Env): string => `Usage: tokend serve [--socket PATH] [--store auto|keychain|file|memory]
 
 Runs the daemon in the foreground; JSON logs go to stderr. SIGTERM or SIGINT stops it cleanly.
 
-  --socket PATH         the Unix socket (default: $XDG_RUNTIME_DIR/tokend/tokend.sock)
+  --socket PATH         the Unix socket (here: ${socketHere(env)})
   --store S             where refresh tokens live: auto (keychain if reachable, else an announced
                         file store), keychain, file (TOKEND_FILE_PASSPHRASE encrypts it), memory
   --metadata-port PORT  (not available yet)`;
+
+/** The socket this user's daemon would use, and why: the same resolution as every command. */
+function socketHere(env: Env): string {
+  try {
+    const config = loadConfig({}, env);
+    return config.sources.socket === 'default' ? config.settings.socket : `${config.settings.socket}, from ${describeOrigin(config, 'socket')}`;
+  } catch {
+    return defaultSocketPath(env);
+  }
+}
 
 export async function run(argv: string[], io: Io): Promise<number> {
   const { values } = parseFlags('serve', argv, {
@@ -27,7 +38,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
   if (values.store !== undefined) flags.store = values.store as StoreSetting;
   if (values['metadata-port'] !== undefined) {
     const port = Number(values['metadata-port']);
-    if (!Number.isInteger(port)) throw new UsageError('--metadata-port must be a port number');
+    if (!Number.isInteger(port)) throw new UsageError(`--metadata-port must be a port number (got ${JSON.stringify(values['metadata-port'])})`, {
+        hint: 'give a port from 1 to 65535, e.g. `tokend serve --metadata-port 8085`',
+      });
     flags.metadataPort = port;
   }
   const config = loadConfig(flags, io.env);

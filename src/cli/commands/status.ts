@@ -2,6 +2,7 @@ import { ExitCode } from '../../errors.js';
 import { parseFlags } from '../args.js';
 import { clientFor, socketOption } from '../context.js';
 import { line, type Io } from '../io.js';
+import { apiScopeList } from '../scope-names.js';
 
 export const summary = 'daemon, store, accounts, granted scopes, health, cached tokens';
 export const usage = `Usage: tokend status [--json]
@@ -17,20 +18,35 @@ interface StatusDocument {
     default: boolean;
     grantedScopes: string[];
     health: { state: string; reason?: string; since?: string };
+    upstream: {
+      lastSuccess: string | null;
+      lastFailure: { at: string; reason: string } | null;
+      pause: { seconds: number; reason: string } | null;
+    };
     tokens: Array<{ scopes: string[]; expiresIn: number; backgroundRefresh: boolean }>;
   }>;
   unreadableRecords: Array<{ entry: string; problem: string }>;
 }
 
-const IDENTITY = new Set(['openid', 'email', 'profile']);
-const SHORT_PREFIX = 'https://www.googleapis.com/auth/';
-const short = (scopes: string[]) => scopes.map((s) => (s.startsWith(SHORT_PREFIX) ? s.slice(SHORT_PREFIX.length) : s)).join(', ');
 
 export function formatDuration(seconds: number): string {
   const h = Math.floor(seconds / 3600);
   const m = Math.floor((seconds % 3600) / 60);
   const s = seconds % 60;
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(s).padStart(2, '0')}s` : `${s}s`;
+}
+
+/** The OAuth server's recent answers, newest first: `failing for 2m10s (...); last success 14m ago`. */
+export function describeUpstream(upstream: StatusDocument['accounts'][number]['upstream'], now: number): string | undefined {
+  const ago = (iso: string) => `${formatDuration(Math.max(0, Math.round((now - Date.parse(iso)) / 1000)))} ago`;
+  const { lastSuccess, lastFailure, pause } = upstream;
+  const parts: string[] = [];
+  const failingNow = lastFailure !== null && (lastSuccess === null || Date.parse(lastFailure.at) > Date.parse(lastSuccess));
+  if (failingNow) parts.push(`FAILING — last failure ${ago(lastFailure.at)}, ${lastFailure.reason}`);
+  if (pause !== null) parts.push(`tokend holds off the OAuth server for ${formatDuration(pause.seconds)} more`);
+  if (lastSuccess !== null) parts.push(`last success ${ago(lastSuccess)}`);
+  if (!failingNow && lastFailure !== null) parts.push(`last failure ${ago(lastFailure.at)}, ${lastFailure.reason}`);
+  return parts.length === 0 ? undefined : parts.join('; ');
 }
 
 export async function run(argv: string[], io: Io): Promise<number> {
@@ -44,7 +60,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const { daemon, store } = status;
   out(`daemon:   running (pid ${daemon.pid}, tokend ${daemon.version}, up ${formatDuration(daemon.uptimeSeconds)})`);
   out(`socket:   ${daemon.socket}`);
-  out(`store:    ${store.kind}: ${store.description}`);
+  out(`store:    ${store.description}`);
   out(`          ${store.reason}`);
   if (store.warning !== undefined) out(`warning:  ${store.warning}`);
   if (status.accounts.length === 0) {
@@ -56,11 +72,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
     const health =
       account.health.state === 'ok' ? 'ok' : `CONSENT REQUIRED since ${account.health.since ?? '?'}: ${account.health.reason ?? ''}`;
     out(`  ${account.email}${account.default ? ' (default)' : ''}: ${health}`);
-    const identity = account.grantedScopes.filter((s) => IDENTITY.has(s));
-    const apis = account.grantedScopes.filter((s) => !IDENTITY.has(s));
-    out(`    granted: ${short(apis) || '(no API scopes)'}${identity.length > 0 ? ` (identity: ${identity.join(', ')})` : ''}`);
+    out(`    granted: ${apiScopeList(account.grantedScopes) || '(identity only)'}`);
+    const upstream = describeUpstream(account.upstream, Date.now());
+    if (upstream !== undefined) out(`    upstream: ${upstream}`);
     for (const token of account.tokens) {
-      out(`    token:   ${short(token.scopes) || '(identity)'}, expires in ${formatDuration(token.expiresIn)}${token.backgroundRefresh ? ', kept fresh' : ''}`);
+      out(`    token:   ${apiScopeList(token.scopes) || '(identity only)'}, expires in ${formatDuration(token.expiresIn)}${token.backgroundRefresh ? ', kept fresh' : ''}`);
     }
   }
   if (status.accounts.length > 0 && !status.accounts.some((account) => account.default)) {

@@ -1,0 +1,38 @@
+import { loadConfig } from '../../config/config.js';
+import { ExitCode, UsageError } from '../../errors.js';
+import { shellQuote } from '../../fs/private-path.js';
+import { parseFlags } from '../args.js';
+import { socketOption } from '../context.js';
+import { line, type Io } from '../io.js';
+
+export const summary = 'print shell lines that point clients at the daemon';
+export const usage = `Usage: tokend env [--shell sh|fish] [--json]
+
+Prints the environment that points programs at this user's tokend, worked out the way the daemon
+and every command work it out (flag, environment, config file, default), without asking the daemon:
+
+  eval "$(tokend env)"
+  curl -s --unix-socket "$TOKEND_SOCKET" -H 'Metadata-Flavor: Google' \\
+    http://localhost/computeMetadata/v1/instance/service-accounts/default/token
+
+  --shell sh|fish  the syntax of the lines (default: sh, which bash and zsh read too)
+  --json           print the variables as a JSON object
+  --socket PATH    the daemon's socket`;
+
+export function run(argv: string[], io: Io): Promise<number> {
+  const { values } = parseFlags('env', argv, { shell: { type: 'string' }, json: { type: 'boolean' }, ...socketOption });
+  const shell = values.shell ?? 'sh';
+  if (shell !== 'sh' && shell !== 'fish') {
+    throw new UsageError(`unknown shell "${shell}"`, { hint: 'give --shell sh (bash, zsh and other POSIX shells) or --shell fish' });
+  }
+  const config = loadConfig(values.socket === undefined ? {} : { socket: values.socket }, io.env);
+  const variables: Record<string, string> = { TOKEND_SOCKET: config.settings.socket };
+  if (values.json === true) {
+    line(io.stdout, JSON.stringify(variables, null, 2));
+  } else {
+    for (const [name, value] of Object.entries(variables)) {
+      line(io.stdout, shell === 'fish' ? `set -gx ${name} ${shellQuote(value)};` : `export ${name}=${shellQuote(value)};`);
+    }
+  }
+  return Promise.resolve(ExitCode.ok);
+}

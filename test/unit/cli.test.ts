@@ -1,0 +1,153 @@
+/** The CLI's own logic, without a daemon: flags, hints, the environment it prints, the browser decision. */
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { describe, test } from 'node:test';
+import { loginCommand } from '../../src/broker/login-command.js';
+import { ScopeSet } from '../../src/broker/scopes.js';
+import { openBrowser, whyNoBrowser } from '../../src/cli/browser.js';
+import { describeUpstream } from '../../src/cli/commands/status.js';
+import { main } from '../../src/cli/main.js';
+import { TokendClient } from '../../src/client/index.js';
+import { UsageError } from '../../src/errors.js';
+import { renderResultPage } from '../../src/oauth/result-page.js';
+
+async function cli(args: string[], env: Record<string, string | undefined> = {}) {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  const code = await main(args, { stdout, stderr, stdin: new PassThrough(), env: { HOME: '/home/alice', ...env } });
+  return { code, stdout: out, stderr: err };
+}
+
+describe('flags', () => {
+  test('an unknown flag names the command and the flag that was probably meant', async () => {
+    const result = await cli(['token', '--scope', 'bigquery']);
+    assert.equal(result.code, 2);
+    assert.equal(result.stderr, 'tokend: unknown flag --scope for `tokend token`\nhint: did you mean --scopes? (see `tokend token --help`)\n');
+    const typo = await cli(['login', '--client-secret', 'c.json']);
+    assert.match(typo.stderr, /did you mean --client-secrets\?/);
+    const far = await cli(['status', '--frobnicate']);
+    assert.match(far.stderr, /^tokend: unknown flag --frobnicate for `tokend status`\nhint: see `tokend status --help`\n$/);
+  });
+
+  test('a flag without its value, and a value given to a switch, are said plainly', async () => {
+    assert.match((await cli(['token', '--scopes'])).stderr, /^tokend: --scopes needs a value\n/);
+    assert.match((await cli(['token', '--json=yes'])).stderr, /^tokend: --json takes no value\n/);
+    assert.match((await cli(['token', 'extra'])).stderr, /^tokend: `tokend token` takes no argument "extra"\n/);
+  });
+});
+
+describe('hints that can be pasted', () => {
+  test('the login command names the client file, the scopes and the account, quoted for a shell', () => {
+    assert.equal(
+      loginCommand({ clientFile: '/home/alice/My Client.json', scopes: ScopeSet.parse('bigquery openid'), loginHint: 'bob@example.com' }),
+      "tokend login --client-secrets '/home/alice/My Client.json' --scopes bigquery --login-hint bob@example.com",
+    );
+    assert.equal(loginCommand({}), 'tokend login --client-secrets client_secrets.json --scopes cloud-platform');
+  });
+
+  test('every error needs a hint: the type system refuses one without', () => {
+    // @ts-expect-error a TokendError cannot be built without a hint (the typecheck fails if it can)
+    const error = new UsageError('no hint', {});
+    assert.equal(error.hint, undefined, 'only reachable by defeating the type');
+  });
+});
+
+describe('tokend env', () => {
+  test('prints where the socket is, resolved like every command, as sh, fish or JSON', async () => {
+    const sh = await cli(['env'], { XDG_RUNTIME_DIR: '/run/user/1000' });
+    assert.equal(sh.code, 0);
+    assert.equal(sh.stdout, 'export TOKEND_SOCKET=/run/user/1000/tokend/tokend.sock;\n');
+    const noRuntime = await cli(['env'], {});
+    assert.equal(noRuntime.stdout, 'export TOKEND_SOCKET=/home/alice/.local/state/tokend/tokend.sock;\n');
+    const fish = await cli(['env', '--shell', 'fish'], { TOKEND_SOCKET: "/tmp/it's here.sock" });
+    assert.equal(fish.stdout, "set -gx TOKEND_SOCKET '/tmp/it'\\''s here.sock';\n");
+    const json = await cli(['env', '--json', '--socket', '/x/y.sock']);
+    assert.deepEqual(JSON.parse(json.stdout), { TOKEND_SOCKET: '/x/y.sock' });
+    assert.match((await cli(['env', '--shell', 'csh'])).stderr, /unknown shell "csh"/);
+  });
+
+  test('serve --help shows the socket this user would get, not a path that may not apply', async () => {
+    const help = await cli(['serve', '--help'], {});
+    assert.match(help.stdout, /--socket PATH {9}the Unix socket \(here: \/home\/alice\/\.local\/state\/tokend\/tokend\.sock\)/);
+    const fromEnv = await cli(['serve', '--help'], { TOKEND_SOCKET: '/s/t.sock' });
+    assert.match(fromEnv.stdout, /\(here: \/s\/t\.sock, from TOKEND_SOCKET=\/s\/t\.sock\)/);
+  });
+
+  test('new TokendClient() with no options uses the socket the CLI would', () => {
+    const saved = process.env.TOKEND_SOCKET;
+    process.env.TOKEND_SOCKET = '/tmp/tokend-client-default.sock';
+    try {
+      assert.equal(new TokendClient().socketPath, '/tmp/tokend-client-default.sock');
+    } finally {
+      if (saved === undefined) delete process.env.TOKEND_SOCKET;
+      else process.env.TOKEND_SOCKET = saved;
+    }
+  });
+});
+
+describe('the browser', () => {
+  test('over SSH, or on Linux without a display, no browser is opened; $BROWSER overrides both', () => {
+    assert.match(whyNoBrowser({ SSH_CONNECTION: '10.0.0.2 5555 10.0.0.1 22', DISPLAY: ':0' }, 'linux') ?? '', /SSH session/);
+    assert.match(whyNoBrowser({}, 'linux') ?? '', /no display/);
+    assert.equal(whyNoBrowser({ WAYLAND_DISPLAY: 'wayland-0' }, 'linux'), undefined);
+    assert.equal(whyNoBrowser({}, 'darwin'), undefined);
+    assert.equal(whyNoBrowser({ SSH_TTY: '/dev/pts/1', BROWSER: 'w3m' }, 'linux'), undefined);
+  });
+
+  test('an opener that exits non-zero has not opened anything; one still running after the verdict time has', async () => {
+    const failed = await openBrowser('http://127.0.0.1:1/start/x', { BROWSER: 'exit 3;' });
+    assert.deepEqual(failed, { opened: false, how: '$BROWSER (exit 3;) failed (exit status 3)' });
+    const running = await openBrowser('http://127.0.0.1:1/start/x', { BROWSER: 'sleep 5 #' }, 200);
+    assert.equal(running.opened, true, 'a browser that keeps running is taken as opened');
+    assert.equal((await openBrowser('http://127.0.0.1:1/start/x', { BROWSER: 'true' })).opened, true);
+  });
+});
+
+describe('what people read', () => {
+  test('status names a failing upstream first, with when and why, and the last success', () => {
+    const now = Date.parse('2026-12-02T10:00:00Z');
+    assert.equal(
+      describeUpstream(
+        {
+          lastSuccess: '2026-12-02T09:46:00Z',
+          lastFailure: { at: '2026-12-02T09:59:50Z', reason: 'refreshing: the OAuth server at oauth2.googleapis.com answered HTTP 503' },
+          pause: { seconds: 20, reason: 'x' },
+        },
+        now,
+      ),
+      'FAILING — last failure 10s ago, refreshing: the OAuth server at oauth2.googleapis.com answered HTTP 503; tokend holds off the OAuth server for 20s more; last success 14m00s ago',
+    );
+    assert.equal(describeUpstream({ lastSuccess: null, lastFailure: null, pause: null }, now), undefined);
+  });
+
+  test('result pages show commands as code, list scopes with spaces, and a partial grant as a warning', () => {
+    const html = renderResultPage({ outcome: 'partial', heading: 'Signed in', lines: ['Run `tokend login --scopes a,b` <now>.'] });
+    assert.match(html, /<p>Run <code>tokend login --scopes a,b<\/code> &#60;now&#62;\.<\/p>/);
+    assert.match(html, /data-outcome="partial"/);
+    assert.match(html, /h1\{color:#b06000/, 'amber, not the red of a failure');
+    assert.match(renderResultPage({ outcome: 'failed', heading: 'x', lines: [] }), /h1\{color:#c5221f/);
+    assert.equal(ScopeSet.parse('bigquery cloud-platform').toDisplayList(), 'bigquery, cloud-platform');
+  });
+});
+
+describe('test requirements (test helper)', () => {
+  test('a skip names every missing tool and all their packages, not just the first', async () => {
+    const { skipUnless } = await import('../helpers/requirements.js');
+    const saved = process.env.CI;
+    delete process.env.CI;
+    try {
+      const reason = skipUnless(
+        { binaries: ['no-such-tool-a'], aptPackages: ['pkg-a'] },
+        { binaries: ['sh'], aptPackages: ['dash'] },
+        { binaries: ['no-such-tool-b', 'no-such-tool-c'], aptPackages: ['pkg-b', 'pkg-a'] },
+      );
+      assert.equal(reason, 'needs no-such-tool-a, no-such-tool-b, no-such-tool-c: apt-get install pkg-a pkg-b');
+    } finally {
+      if (saved !== undefined) process.env.CI = saved;
+    }
+  });
+});
