@@ -72,10 +72,11 @@ export const mutants = [
   { id: 'idle-tokens-refreshed-forever', file: 'src/broker/broker.ts', from: 'if (now - token.lastUsedAt > this.policy.activeWindowMs) {', to: 'if (false) {' },
   { id: 'renewals-spend-the-budget', file: 'src/broker/broker.ts', from: "budget.admit(kind === 'new');", to: 'budget.admit(true);' },
   {
+    // Not `generation` alone: replace() marks the old account removed as well, so that mutant is equivalent.
     id: 'refresh-after-relogin-kept',
     file: 'src/broker/broker.ts',
     from: 'if (grant === undefined || generation !== account.generation || account.removed)',
-    to: 'if (grant === undefined || account.removed)',
+    to: 'if (grant === undefined)',
   },
   {
     id: 'expiry-counted-from-answer',

@@ -11,7 +11,7 @@ import { Secret } from '../secret.js';
 import type { ClientConfig } from './client-config.js';
 import { emailFromIdToken } from './id-token.js';
 import { renderResultPage, type ResultPage } from './result-page.js';
-import type { OAuthEndpoint, TokenGrant } from './token-endpoint.js';
+import { toUpstreamError, type OAuthEndpoint, type TokenGrant } from './token-endpoint.js';
 
 export const CALLBACK_PATH = '/oauth2callback';
 const LOOPBACK_HOST = '127.0.0.1';
@@ -254,7 +254,9 @@ export class ConsentSession<T> {
       // the real sign-in; the same link can be used again. Unless its deadline passed meanwhile.
       this.state = 'waiting';
       if (this.deadlinePassed) this.timeOut();
-      const failure = isTokendError(caught) ? caught : new LoginFailedError('exchanging the authorization code failed', {
+      // An outage is the OAuth server's failure (a 502 page), not a refusal of this sign-in.
+      const upstream = toUpstreamError(caught, 'the authorization code could not be exchanged');
+      const failure = isTokendError(upstream) ? upstream : new LoginFailedError('exchanging the authorization code failed', {
               cause: caught,
               hint: 'the sign-in is still open: open its link again',
             });

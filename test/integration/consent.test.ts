@@ -269,3 +269,21 @@ describe('consent session', () => {
     await assert.rejects(session.result, LoginFailedError);
   });
 });
+
+describe('the code exchange', () => {
+  test('a code exchange answered 503 is not retried (a code is single-use, and a replay revokes the grant); the sign-in stays open', async () => {
+    const session = await start();
+    const redirect = await obtainRedirectUrl(session.authUrl);
+    const before = standin.stats.codeGrants;
+    standin.faults.push({ status: 503 });
+    try {
+      const response = await fetch(redirect);
+      assert.equal(response.status, 502, 'the page says the exchange failed');
+      assert.equal(standin.stats.codeGrants - before, 1, 'exactly one exchange request');
+      assert.equal(session.finished, false, 'the sign-in stays open');
+    } finally {
+      standin.faults.length = 0;
+      await session.close('test over');
+    }
+  });
+});

@@ -302,7 +302,7 @@ describe('broker: grants', () => {
     assert.deepEqual(broker.status().accounts, []);
   });
 
-  for (const answer of ['rotated', 'invalid_grant'] as const) {
+  for (const answer of ['plain', 'rotated', 'invalid_grant'] as const) {
     test(`regression: a refresh answered (${answer}) during a new consent does not overwrite it`, async () => {
       const { broker, upstream, store } = await setup();
       let release!: () => void;
@@ -324,6 +324,7 @@ describe('broker: grants', () => {
       const issued = await token; // retried on the new consent
       assert.equal(issued.account, EMAIL);
       assert.equal(upstream.refreshCalls.at(-1)?.refreshToken, 'refresh-second');
+      assert.equal(issued.accessToken.reveal(), `access-${upstream.refreshCalls.length}`, 'the token served comes from the new grant');
       const { service, account } = accountEntry(EMAIL);
       const record = JSON.parse((await store.getPassword(service, account))!);
       assert.equal(record.health.state, 'ok');
@@ -332,6 +333,18 @@ describe('broker: grants', () => {
       assert.equal(broker.status().accounts[0]?.health.state, 'ok');
     });
   }
+
+  test('a token\'s life counts from when its refresh was sent: a slow answer does not lengthen it', async () => {
+    const { broker, upstream, clock } = await setup();
+    let release!: () => void;
+    upstream.gate = new Promise((resolve) => (release = resolve));
+    const pending = broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') });
+    await new Promise((resolve) => setImmediate(resolve));
+    clock.advance(30_000); // the upstream takes 30 s to answer
+    release();
+    upstream.gate = undefined;
+    assert.equal((await pending).expiresIn, 3600 - 30);
+  });
 
   test('an empty scope list is refused, not sent upstream as "everything"', async () => {
     const { broker, upstream } = await setup();
