@@ -2,7 +2,7 @@
 // Runs every test file under test/ with node's test runner (TypeScript through tsx). Node 20's
 // runner takes no globs, so the files are listed here.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
@@ -20,9 +20,17 @@ function testFiles(dir) {
   return out;
 }
 
-// Arguments starting with `--` go to node's test runner (e.g. `--test-reporter=...`); the rest select files.
-const runnerFlags = process.argv.slice(2).filter((a) => a.startsWith('--'));
-const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+// `--verbose`: node's spec reporter (every test). Other arguments starting with `--` go to node's
+// test runner (e.g. `--test-reporter=...`); the rest select files.
+const args = process.argv.slice(2);
+const verbose = args.includes('--verbose') || process.env.TOKEND_TEST_VERBOSE === '1';
+const passed = args.filter((a) => a.startsWith('--') && a !== '--verbose');
+const runnerFlags = passed.some((a) => a.startsWith('--test-reporter'))
+  ? passed
+  : verbose
+    ? ['--test-reporter=spec', ...passed]
+    : [`--test-reporter=${join(root, 'scripts', 'compact-reporter.js')}`, '--test-reporter-destination=stdout', ...passed];
+const only = args.filter((a) => !a.startsWith('--'));
 const all = testFiles(join(root, 'test'));
 const selected = only.length > 0 ? all.filter((f) => only.some((o) => f.includes(o))) : all;
 // Fast and narrow first, so a broken behaviour is reported within seconds. Node's runner sorts the
@@ -32,7 +40,9 @@ const rest = selected.filter((f) => !f.startsWith('test/final/') && !groups.some
 const last = selected.filter((f) => f.startsWith('test/final/'));
 
 const artifacts = mkdtempSync(join(tmpdir(), 'tokend-test-'));
-const env = { ...process.env, TOKEND_TEST_ARTIFACTS: artifacts };
+const countsFile = join(artifacts, 'counts.jsonl');
+const env = { ...process.env, TOKEND_TEST_ARTIFACTS: artifacts, TOKEND_TEST_COUNTS: countsFile };
+const started = Date.now();
 const run = (files) =>
   files.length === 0
     ? 0
@@ -46,6 +56,13 @@ const run = (files) =>
 let status = 0;
 for (const files of [...groups, rest]) status = run(files) || status;
 if (status === 0) status = run(last);
+if (existsSync(countsFile)) {
+  const total = { passed: 0, failed: 0, skipped: 0 };
+  for (const line of readFileSync(countsFile, 'utf8').split('\n').filter(Boolean)) {
+    for (const [key, value] of Object.entries(JSON.parse(line))) total[key] += value;
+  }
+  console.log(`\ntests: ${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+}
 if (status === 0) rmSync(artifacts, { recursive: true, force: true });
-else console.error(`test artifacts (logs) kept in ${artifacts}`);
+else console.error(`test artifacts (logs) kept in ${artifacts}; \`npm test -- --verbose\` prints every test`);
 process.exit(status);
