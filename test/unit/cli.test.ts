@@ -108,6 +108,23 @@ describe('the browser', () => {
 });
 
 describe('what people read', () => {
+  test('waits are said as the setting is given (seconds, minutes), never in ms', async () => {
+    const { formatWait } = await import('../../src/oauth/consent.js');
+    assert.equal(formatWait(300_000), '5 min');
+    assert.equal(formatWait(45_000), '45 s');
+    assert.equal(formatWait(90_000), '1 min 30 s');
+  });
+
+  test('a bad client file is named; a Web client is told to create a Desktop app client, not to download again', async () => {
+    const { parseClientSecrets } = await import('../../src/oauth/client-config.js');
+    assert.throws(() => parseClientSecrets('{oops', '/home/alice/client.json'), /^InvalidClientSecretsError: \/home\/alice\/client\.json is not valid JSON$/);
+    assert.throws(
+      () => parseClientSecrets('{"web": {}}', '/home/alice/web.json'),
+      (error: Error & { hint?: string }) =>
+        /\/home\/alice\/web\.json is a "Web application" client/.test(error.message) && /create an OAuth client ID of type "Desktop app"/.test(error.hint ?? ''),
+    );
+  });
+
   test('status names a failing upstream first, with when and why, and the last success', () => {
     const now = Date.parse('2026-12-02T10:00:00Z');
     assert.equal(
