@@ -69,6 +69,7 @@ export class BadRequestError extends define('bad_request', 400, ExitCode.usage) 
 export class InvalidScopeError extends define('invalid_scope', 400, ExitCode.usage) {}
 export class MissingMetadataFlavorError extends define('missing_metadata_flavor', 403, ExitCode.failure) {}
 export class ProxiedRequestError extends define('proxied_request', 403, ExitCode.failure) {}
+export class RequestRefusedError extends define('request_refused', 403, ExitCode.failure) {}
 export class NotFoundError extends define('not_found', 404, ExitCode.failure) {}
 
 // Accounts and scopes
@@ -107,6 +108,7 @@ export const errorClasses = [
   InvalidScopeError,
   MissingMetadataFlavorError,
   ProxiedRequestError,
+  RequestRefusedError,
   NotFoundError,
   NotLoggedInError,
   AccountNotFoundError,

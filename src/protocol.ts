@@ -20,6 +20,8 @@ export interface LoginOutcome {
   granted: string[];
   /** Requested API scopes the user did not grant (unticked on the consent screen). */
   notGranted: string[];
+  /** The `tokend login ...` that grants what was asked, on the account that consented. */
+  retryCommand: string;
   /** The default account after this login (a login never changes it), or null when there is none. */
   defaultAccount: string | null;
 }

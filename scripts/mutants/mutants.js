@@ -28,8 +28,9 @@ export const mutants = [
   {
     id: 'passphrase-in-store-selected-line',
     file: 'src/server/daemon.ts',
-    from: "{ event: 'store_selected', store: selection.kind,",
-    to: "{ event: 'store_selected', passphrase: config.filePassphrase, store: selection.kind,",
+    // In the message: a `passphrase` field would be caught by the redaction list, which is tested on its own.
+    from: '`secrets are kept in: ${selection.store.description}`',
+    to: '`secrets are kept in: ${selection.store.description} ${config.filePassphrase ?? ""}`',
   },
   { id: 'consent-state-length-only', file: 'src/oauth/consent.ts', from: 'return a.length === b.length && timingSafeEqual(a, b);', to: 'return a.length === b.length;' },
   {
@@ -120,7 +121,7 @@ export const mutants = [
   { id: 'browser-given-the-authorization-url', file: 'src/cli/commands/login.ts', from: 'openBrowser(started.startUrl, io.env)', to: 'openBrowser(started.authUrl, io.env)' },
 
   // Owner-only TCP listeners.
-  { id: 'other-uid-accepted', file: 'src/net/owner-only.ts', from: 'if (peer.known && peer.uid !== owner)', to: 'if (false)' },
+  { id: 'other-uid-accepted', file: 'src/net/owner-only.ts', from: 'if (peer.known && peer.uid !== owner)', to: 'if (peer.known && peer.uid === -1)' },
   {
     id: 'unknown-owner-accepted',
     file: 'src/net/owner-only.ts',
@@ -146,4 +147,11 @@ export const mutants = [
   { id: 'symlink-followed-on-read', file: 'src/fs/private-path.ts', from: 'constants.O_RDONLY | O_NOFOLLOW | O_NONBLOCK', to: 'constants.O_RDONLY | O_NONBLOCK' },
   { id: 'atomic-write-without-fsync', file: 'src/fs/private-path.ts', from: 'await handle.writeFile(data);\n    await handle.sync();', to: 'await handle.writeFile(data);' },
   { id: 'secrets-in-child-environment', file: 'src/config/config.ts', from: 'for (const name of SECRET_ENVIRONMENT) delete copy[name];', to: '' },
+
+  // The metadata listener on loopback TCP.
+  { id: 'metadata-any-host', file: 'src/server/metadata-guard.ts', from: 'if (headers.host === undefined || !hosts.has(headers.host.toLowerCase())) {', to: 'if (headers.host === undefined) {' },
+  { id: 'metadata-origin-accepted', file: 'src/server/metadata-guard.ts', from: 'if (headers.origin !== undefined) {', to: 'if (false) {' },
+  { id: 'metadata-options-accepted', file: 'src/server/metadata-guard.ts', from: "if (request.method === 'OPTIONS') {", to: 'if (false) {' },
+  { id: 'metadata-forwarded-accepted', file: 'src/server/metadata-guard.ts', from: "const PROXY_HEADERS = ['x-forwarded-for', 'forwarded',", to: "const PROXY_HEADERS = ['x-forwarded-for'," },
+  { id: 'metadata-any-uid', file: 'src/server/metadata-listener.ts', from: 'acceptOwnerOnly(app.server, {', to: 'void ({' },
 ];

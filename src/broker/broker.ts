@@ -61,6 +61,8 @@ export interface CallerInfo {
   transport: string;
   pid?: number;
   uid?: number;
+  /** The client's port, on TCP. */
+  port?: number;
 }
 
 export interface TokenRequest {

@@ -64,7 +64,7 @@ export class LoginManager {
       tokenEndpoint: this.deps.upstream,
       logger: this.deps.logger,
       ...(this.deps.connections === undefined ? {} : { connections: this.deps.connections }),
-      finish: (grant) => this.finish(grant, requested, client, request.clientFile, retryCommand),
+      finish: (grant) => this.finish(grant, requested, client, request.clientFile),
     });
     this.sessions.set(session.id, session);
     session.result.catch((error: unknown) =>
@@ -137,7 +137,6 @@ export class LoginManager {
     requested: ScopeSet,
     client: ReturnType<typeof parseClientSecrets>,
     clientFile: string | undefined,
-    retryCommand: string,
   ): Promise<{ value: LoginOutcome; page: ResultPage }> {
     // The token response's `scope` is the truth: users can untick scopes on Google's consent screen.
     // Without a `scope` field (RFC 6749 §5.1), the grant is what was asked: the scopes plus `openid email`.
@@ -150,12 +149,15 @@ export class LoginManager {
       clientFile,
     });
     const notGranted = requested.missingFrom(granted);
+    // The account is known now: a new consent should land on it.
+    const retryCommand = loginCommand({ clientFile, scopes: requested, loginHint: email });
     const outcome: LoginOutcome = {
       email,
       isNew,
       requested: [...requested.scopes],
       granted: [...granted.scopes],
       notGranted,
+      retryCommand,
       defaultAccount: this.deps.broker.registry.defaultAccount()?.email ?? null,
     };
     this.deps.logger.info(

@@ -2,6 +2,7 @@ import { ExitCode, UsageError } from '../errors.js';
 import { VERSION } from '../version.js';
 import * as defaultAccount from './commands/default.js';
 import * as env from './commands/env.js';
+import * as exec from './commands/exec.js';
 import * as login from './commands/login.js';
 import * as logout from './commands/logout.js';
 import * as serve from './commands/serve.js';
@@ -18,12 +19,12 @@ interface Command {
   run(argv: string[], io: Io): Promise<number>;
 }
 
-const commands: Record<string, Command> = { serve, login, token, status, default: defaultAccount, logout, env, store };
+const commands: Record<string, Command> = { serve, login, token, status, default: defaultAccount, logout, env, exec, store };
 
 function help(): string {
   const width = Math.max(...Object.keys(commands).map((name) => name.length));
   const rows = Object.entries(commands).map(([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`);
-  return `tokend ${VERSION}: Google Cloud credentials for local programs, without refresh tokens on disk.
+  return `tokend ${VERSION}: Google Cloud access tokens for local programs; the refresh token never leaves the daemon.
 
 Usage: tokend <command> [flags]
 
@@ -49,7 +50,9 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     if (command === undefined) {
       throw new UsageError(`unknown command "${name}"`, { hint: `commands: ${Object.keys(commands).join(', ')}; see \`tokend --help\`` });
     }
-    if (rest.includes('--help') || rest.includes('-h')) {
+    // What follows `--` belongs to another program (`tokend exec -- cmd --help`).
+    const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+    if (own.includes('--help') || own.includes('-h')) {
       line(io.stdout, typeof command.usage === 'string' ? command.usage : command.usage(io.env));
       return ExitCode.ok;
     }

@@ -13,6 +13,14 @@ export interface Settings {
   socket: string;
   store: StoreSetting;
   metadataPort: number | undefined;
+  /** Also listen on [::1] (IPv4 127.0.0.1 always). */
+  metadataIpv6: boolean;
+  /** Where the peer's uid cannot be looked up (macOS): start the metadata listener anyway. */
+  metadataAllowUnverifiedPeers: boolean;
+  /** The numeric id of the project, for `project/numeric-project-id` (gcloud needs it). */
+  projectNumber: string | undefined;
+  /** `instance/zone`, for programs that read it. */
+  zone: string | undefined;
   logLevel: string;
   /** How long an interactive consent may take. */
   loginTimeoutSeconds: number;
@@ -62,6 +70,19 @@ const oneOf =
     }
     return value as T;
   };
+const bool: Validator<boolean> = (value, { where, fix }) => {
+  if (value === true || value === 'true' || value === '1') return true;
+  if (value === false || value === 'false' || value === '0') return false;
+  throw new ConfigError(`${where} must be true or false (got ${JSON.stringify(value)})`, { hint: fix });
+};
+const matching =
+  (pattern: RegExp, what: string): Validator<string> =>
+  (value, { where, fix }) => {
+    if (typeof value !== 'string' || !pattern.test(value)) {
+      throw new ConfigError(`${where} must be ${what} (got ${JSON.stringify(value)})`, { hint: fix });
+    }
+    return value;
+  };
 const int =
   (min: number, max: number): Validator<number> =>
   (value, { where, fix }) => {
@@ -83,6 +104,10 @@ const specs: { [K in keyof Settings]: SettingSpec<K> } = {
   socket: { fileKey: 'socket', env: 'TOKEND_SOCKET', validate: str, fallback: (env) => defaultSocketPath(env) },
   store: { fileKey: 'store', env: 'TOKEND_STORE', validate: oneOf(STORE_SETTINGS), fallback: () => 'auto' },
   metadataPort: { fileKey: 'metadataPort', env: 'TOKEND_METADATA_PORT', validate: int(1, 65535), fallback: () => undefined },
+  metadataIpv6: { fileKey: 'metadataIpv6', validate: bool, fallback: () => false },
+  metadataAllowUnverifiedPeers: { fileKey: 'metadataAllowUnverifiedPeers', validate: bool, fallback: () => false },
+  projectNumber: { fileKey: 'projectNumber', env: 'TOKEND_PROJECT_NUMBER', validate: matching(/^\d{1,20}$/, 'the project number (digits)'), fallback: () => undefined },
+  zone: { fileKey: 'zone', validate: matching(/^[a-z]+-[a-z]+\d+-[a-z]$/, 'a zone such as europe-west1-b'), fallback: () => undefined },
   logLevel: { fileKey: 'logLevel', env: 'TOKEND_LOG_LEVEL', validate: oneOf(LOG_LEVELS), fallback: () => 'info' },
   loginTimeoutSeconds: { fileKey: 'loginTimeoutSeconds', validate: int(10, 3600), fallback: () => 300 },
   keychainTimeoutMs: { fileKey: 'keychainTimeoutMs', validate: int(100, 60_000), fallback: () => 5000 },

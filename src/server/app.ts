@@ -4,7 +4,7 @@ import { BadRequestError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { installErrorHandling } from './error-handler.js';
 import { registerManagementRoutes, type ManagementDeps } from './management-routes.js';
-import { registerMetadataRoutes } from './metadata-routes.js';
+import { registerMetadataRoutes, type MetadataFacts } from './metadata-routes.js';
 import { sendJson } from './replies.js';
 
 export interface AppDeps {
@@ -13,6 +13,10 @@ export interface AppDeps {
   /** Given for the Unix-socket app only: the management API is never served on TCP. */
   management?: Omit<ManagementDeps, 'broker' | 'callerOf'>;
   callerOf?: (request: FastifyRequest) => CallerInfo;
+  /** Checks every request before routing (the TCP listener's rules). */
+  guard?: (app: FastifyInstance) => void;
+  /** Facts for the metadata tree that the client files do not hold. */
+  metadata?: MetadataFacts;
 }
 
 const BODY_LIMIT = 64 * 1024;
@@ -46,7 +50,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return payload;
   });
   installErrorHandling(app, deps.logger);
-  registerMetadataRoutes(app, { broker: deps.broker, callerOf });
+  deps.guard?.(app);
+  registerMetadataRoutes(app, { broker: deps.broker, callerOf, facts: deps.metadata ?? {} });
   if (deps.management !== undefined) {
     registerManagementRoutes(app, { ...deps.management, broker: deps.broker, callerOf });
   }

@@ -5,12 +5,13 @@ import { Broker, type FreshnessPolicy } from '../broker/broker.js';
 import { LoginManager } from '../broker/login.js';
 import { systemClock, type Clock } from '../clock.js';
 import { describeOrigin, type Config } from '../config/config.js';
-import { ConfigError, SocketInUseError } from '../errors.js';
+import { SocketInUseError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { daemonConnectionBudget } from '../net/owner-only.js';
 import { TokenEndpoint, type OAuthEndpoint } from '../oauth/token-endpoint.js';
 import { selectStore } from '../store/select-store.js';
 import { VERSION } from '../version.js';
+import { startMetadataListener, type MetadataListener } from './metadata-listener.js';
 import { migrateStore, type PersistentStore } from './store-migration.js';
 import { buildApp } from './app.js';
 import type { DaemonInfo } from './management-routes.js';
@@ -38,11 +39,6 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const { config, logger } = options;
   const clock = options.clock ?? systemClock;
   const { settings } = config;
-  if (settings.metadataPort !== undefined) {
-    throw new ConfigError('the TCP metadata listener (--metadata-port) is not available in this version', {
-      hint: 'point clients at the Unix socket (TOKEND_SOCKET), and remove --metadata-port or metadataPort from the configuration',
-    });
-  }
 
   // The socket first: a second daemon must fail before it touches the store or its marker.
   await prepareSocketDirectory(settings.socket);
@@ -113,8 +109,30 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   }
   await chmod(settings.socket, 0o600);
   const socketIno = (await lstat(settings.socket)).ino;
+  let metadata: MetadataListener | undefined;
+  if (settings.metadataPort !== undefined) {
+    try {
+      metadata = await startMetadataListener({
+        broker,
+        logger,
+        port: settings.metadataPort,
+        ipv6: settings.metadataIpv6,
+        facts: {
+          ...(settings.projectNumber === undefined ? {} : { projectNumber: settings.projectNumber }),
+          ...(settings.zone === undefined ? {} : { zone: settings.zone }),
+        },
+        connections,
+        allowUnverifiedPeers: settings.metadataAllowUnverifiedPeers,
+      });
+    } catch (error) {
+      await app.close();
+      await broker.stop();
+      throw error;
+    }
+    info.metadata = { port: metadata.port, addresses: metadata.addresses, peerCheck: metadata.peerCheck };
+  }
   logger.info(
-    { event: 'listening', socket: settings.socket, accounts: accounts.list().length, version: VERSION },
+    { event: 'listening', socket: settings.socket, metadata_port: metadata?.port, accounts: accounts.list().length, version: VERSION },
     `tokend ${VERSION} listening on ${settings.socket}`,
   );
 
@@ -123,7 +141,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     closing ??= (async () => {
       // Sign-ins first: their long-polls then answer at once, and app.close() need not wait for them.
       await logins.closeAll('the daemon is shutting down');
-      await app.close();
+      await Promise.all([app.close(), metadata?.close()]);
       await broker.stop();
       // Node removes the socket it bound; make sure, without touching a socket a newer daemon created.
       try {

@@ -15,6 +15,8 @@ export interface DaemonInfo {
   startedAt: number;
   store: StoreInfo;
   configFile: string;
+  /** The opt-in TCP metadata listener, when it runs. */
+  metadata?: { port: number; addresses: string[]; peerCheck: 'uid' | 'unverified' };
 }
 
 export interface ManagementDeps {
@@ -65,6 +67,7 @@ export function registerManagementRoutes(app: FastifyInstance, deps: ManagementD
         startedAt: new Date(info.startedAt).toISOString(),
         uptimeSeconds: Math.floor((now - info.startedAt) / 1000),
         configFile: info.configFile,
+        metadata: info.metadata ?? null,
       },
       store: info.store,
       ...broker.status(),

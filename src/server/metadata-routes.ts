@@ -4,8 +4,17 @@ import { ScopeSet } from '../broker/scopes.js';
 import { BadRequestError, MissingMetadataFlavorError, NotFoundError, ProxiedRequestError } from '../errors.js';
 import { sendJson, sendListing, sendText } from './replies.js';
 
+/** What the metadata tree answers that no client file says (from the configuration). */
+export interface MetadataFacts {
+  /** `project/numeric-project-id`: gcloud needs digits here to use the metadata server at all. */
+  projectNumber?: string;
+  /** `instance/zone` as the short name (`europe-west1-b`); 404 when unset. */
+  zone?: string;
+}
+
 export interface MetadataDeps {
   broker: Broker;
+  facts: MetadataFacts;
   /** What is known of the caller of a request (transport, and more where the listener can tell). */
   callerOf: (request: FastifyRequest) => CallerInfo;
 }
@@ -48,12 +57,21 @@ export function registerMetadataRoutes(app: FastifyInstance, deps: MetadataDeps)
   for (const directory of ['/computeMetadata', PREFIX, `${PREFIX}/instance/service-accounts`, `${PREFIX}/project`, `${PREFIX}/universe`]) {
     app.get(directory, (_request, reply) => reply.redirect(`${directory}/`, 301));
   }
-  app.get(`${PREFIX}/project/`, (_request, reply) => sendListing(reply, ['project-id']));
+  app.get(`${PREFIX}/project/`, (_request, reply) => sendListing(reply, ['numeric-project-id', 'project-id']));
   app.get(`${PREFIX}/universe/`, (_request, reply) => sendListing(reply, ['universe-domain']));
   app.get(`${PREFIX}/`, (_request, reply) => sendListing(reply, ['instance/', 'project/', 'universe/']));
   // Node's detection ping asks for `instance` without the slash.
-  app.get(`${PREFIX}/instance`, (_request, reply) => sendListing(reply, ['service-accounts/']));
-  app.get(`${PREFIX}/instance/`, (_request, reply) => sendListing(reply, ['service-accounts/']));
+  const instanceEntries = () => ['service-accounts/', ...(deps.facts.zone === undefined ? [] : ['zone'])];
+  app.get(`${PREFIX}/instance`, (_request, reply) => sendListing(reply, instanceEntries()));
+  app.get(`${PREFIX}/instance/`, (_request, reply) => sendListing(reply, instanceEntries()));
+  app.get(`${PREFIX}/instance/zone`, (_request, reply) => {
+    const { zone } = deps.facts;
+    const projectNumber = deps.facts.projectNumber;
+    if (zone === undefined || projectNumber === undefined) {
+      throw new NotFoundError('no zone is configured (this is not a VM)', { hint: 'set "zone" and "projectNumber" in the config file if a program needs them (docs/configuration.md)' });
+    }
+    return sendText(reply, `projects/${projectNumber}/zones/${zone}`);
+  });
 
   app.get(`${PREFIX}/instance/service-accounts/`, (request, reply) => {
     const accounts = broker.registry.list();
@@ -125,6 +143,16 @@ export function registerMetadataRoutes(app: FastifyInstance, deps: MetadataDeps)
       });
     }
     return sendText(reply, projectId);
+  });
+
+  app.get(`${PREFIX}/project/numeric-project-id`, (_request, reply) => {
+    const { projectNumber } = deps.facts;
+    if (projectNumber === undefined) {
+      throw new NotFoundError('the project number is not known', {
+        hint: 'set "projectNumber" in the config file (`gcloud projects describe PROJECT_ID --format="value(projectNumber)"` prints it); gcloud needs it to use this listener',
+      });
+    }
+    return sendText(reply, projectNumber);
   });
 
   app.get(`${PREFIX}/universe/universe-domain`, (_request, reply) => sendText(reply, 'googleapis.com'));

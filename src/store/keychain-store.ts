@@ -290,10 +290,11 @@ export class KeychainStore implements SecretStore {
     const name = err instanceof Error ? err.name : typeof err;
     const code = (err as { code?: unknown } | null)?.code;
     const tag = typeof code === 'string' && /^\w{1,40}$/.test(code) ? `${name}/${code}` : name;
-    return new StoreUnavailableError(
-      `${this.description}: ${what} failed: ${failureReasons[kind]} (${tag}, ${kind})`,
-      { hint: keychainHint(this.platform, kind), details: { keychainFailure: kind } },
-    );
+    // The library's error class and code are for the daemon log (details), not for the sentence.
+    return new StoreUnavailableError(`${this.description}: ${what} failed: ${failureReasons[kind]}`, {
+      hint: keychainHint(this.platform, kind),
+      details: { keychainFailure: kind, libraryError: tag },
+    });
   }
 }
 

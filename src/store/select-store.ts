@@ -136,7 +136,8 @@ export async function selectStore(options: SelectStoreOptions): Promise<StoreSel
             {
               store: recording(store, 'file'),
               kind: 'file',
-              reason: `auto: your ${held === 1 ? 'account is' : `${held} accounts are`} in the file store ${store.path} (${store.encrypted ? 'encrypted' : 'not encrypted'})`,
+              // Said as of the start: status shows it for as long as the daemon runs.
+              reason: `auto: the file store ${store.path} (${store.encrypted ? 'encrypted' : 'not encrypted'}) held your ${held === 1 ? 'account' : `${held} accounts`} at start`,
             },
             [
               store.encrypted ? undefined : unencryptedWarning(store),
@@ -169,7 +170,10 @@ export async function selectStore(options: SelectStoreOptions): Promise<StoreSel
           : 'NOT encrypted (protected by file permissions only); set TOKEND_FILE_PASSPHRASE to encrypt it.'
       } Once the keychain works, \`tokend store migrate --to keychain\` moves them there.`;
       // A fallback is the one choice the user did not make: say so loudly, here as well.
-      logger.warn({ event: 'store_fallback', store: 'file', file: store.path, encrypted: store.encrypted }, warning);
+      logger.warn(
+        { event: 'store_fallback', store: 'file', file: store.path, encrypted: store.encrypted, keychain_error: probe.ok ? undefined : probe.error.details?.libraryError },
+        warning,
+      );
       return { store: recording(store, 'file'), kind: 'file', reason, warning };
     }
   }

@@ -268,7 +268,7 @@ describe('login, tokens and scope limits over the socket', () => {
     assert.match(result.stdout, /Granted scopes: .*bigquery/);
     assert.doesNotMatch(result.stdout, /cloud-platform/);
     assert.match(result.stderr, /consent was partial: not granted: cloud-platform$/m);
-    assert.match(result.stderr, /^hint: .*run `tokend login --client-secrets \S+client_secrets\.json --scopes bigquery,cloud-platform` and leave them ticked$/m);
+    assert.match(result.stderr, /^hint: .*run `tokend login --client-secrets \S+client_secrets\.json --scopes bigquery,cloud-platform --login-hint alice@example\.com` and leave them ticked$/m);
 
     const granted = await runCli(['token', '--scopes', 'bigquery'], setup.env);
     assert.equal(granted.code, 0, granted.stderr);

@@ -62,7 +62,7 @@ describe('from the file store to the keychain', { skip }, () => {
     const daemon = await startDaemonProcess({ name: 'migrate-2', env, socket: dirs.socket });
     try {
       const before = await runCli(['status'], env);
-      assert.match(before.stdout, /auto: your account is in the file store/);
+      assert.match(before.stdout, /auto: the file store \S+ \(encrypted\) held your account at start$/m);
       assert.match(before.stdout, /The OS keychain is usable now.*run `tokend store migrate --to keychain`/);
 
       const moved = await runCli(['store', 'migrate', '--to', 'keychain'], env);

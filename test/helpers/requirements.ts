@@ -1,5 +1,5 @@
 import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { delimiter, isAbsolute, join } from 'node:path';
 
 /**
  * Suites that need real third-party software (Chromium, a Secret Service) call this. Outside CI a
@@ -19,9 +19,21 @@ export const requirements = {
   },
   strace: { binaries: ['strace'], aptPackages: ['strace'] },
   tmux: { binaries: ['tmux'], aptPackages: ['tmux'] },
+  fish: { binaries: ['fish'], aptPackages: ['fish'] },
+  /** Debian's python3-google-auth, run with the system python (not a pyenv shim). */
+  pythonGoogleAuth: { binaries: ['/usr/lib/python3/dist-packages/google/auth/__init__.py', '/usr/lib/python3/dist-packages/requests/__init__.py'], aptPackages: ['python3-google-auth', 'python3-requests'] },
 } satisfies Record<string, Requirement>;
 
+/** A program on the PATH, or an absolute path that must exist (a library's file). */
 export function which(binary: string): string | undefined {
+  if (isAbsolute(binary)) {
+    try {
+      accessSync(binary, constants.R_OK);
+      return binary;
+    } catch {
+      return undefined;
+    }
+  }
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
     const candidate = join(dir, binary);
     try {

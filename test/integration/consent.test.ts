@@ -3,6 +3,7 @@
  * the deadline (driven by a manual clock) and the pages the browser shows.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { AccountRegistry } from '../../src/broker/accounts.js';
@@ -289,6 +290,24 @@ describe('the code exchange', () => {
       assert.equal(session.finished, false, 'the sign-in stays open');
     } finally {
       standin.faults.length = 0;
+      await session.close('test over');
+    }
+  });
+});
+
+describe('the consent listener', () => {
+  test('listens on 127.0.0.1 only, never on every interface (the kernel table says where it is bound)', async () => {
+    const session = await start();
+    try {
+      const port = Number(new URL(session.redirectUri).port);
+      const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+      const listening = ['/proc/net/tcp', '/proc/net/tcp6']
+        .flatMap((path) => readFileSync(path, 'latin1').split('\n').slice(1))
+        .map((line) => line.trim().split(/\s+/))
+        .filter((fields) => fields[3] === '0A' && fields[1]?.endsWith(`:${hexPort}`))
+        .map((fields) => fields[1]);
+      assert.deepEqual(listening, [`0100007F:${hexPort}`], 'one listening socket, on 127.0.0.1');
+    } finally {
       await session.close('test over');
     }
   });

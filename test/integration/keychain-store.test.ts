@@ -259,7 +259,7 @@ describe('KeychainStore against a real Secret Service (gnome-keyring)', { skip: 
     await file.store.setPassword('tokend', 'a@example.com', 'record');
     const auto = await selectStore({ setting: 'auto', configDir, passphrase: 'pw', logger: silentLogger() });
     assert.equal(auto.kind, 'file');
-    assert.match(auto.reason, /^auto: your account is in the file store /);
+    assert.match(auto.reason, /^auto: the file store \S+ \(encrypted\) held your account at start$/);
     assert.match(auto.warning ?? '', /The OS keychain is usable now, but your accounts are in the file store .*run `tokend store migrate --to keychain`/);
     assert.equal((await readStoreMarker(configDir))?.kind, 'file');
   });
@@ -494,7 +494,7 @@ describe('selectStore and the store marker', () => {
       },
     });
     assert.equal(selection.kind, 'file');
-    assert.match(selection.reason, /^auto: your account is in the file store/);
+    assert.match(selection.reason, /^auto: the file store \S+ \(encrypted\) held your account at start$/);
     assert.equal(probed, true, 'the keychain is probed, to tell the user it is usable now');
     assert.match(selection.warning ?? '', /The OS keychain is usable now/);
   });
@@ -598,7 +598,8 @@ describe('KeychainStore with a fake library', () => {
     for (let i = 0; i < 2; i += 1) {
       await assert.rejects(store.getPassword('s', 'a'), (err: unknown) => {
         assert.ok(err instanceof StoreUnavailableError, 'err instanceof StoreUnavailableError');
-        assert.match(err.message, /connecting failed: no Secret Service is reachable .*\(Error, unreachable\)$/);
+        assert.match(err.message, /connecting failed: no Secret Service is reachable on the D-Bus session bus$/);
+        assert.deepEqual(err.details, { keychainFailure: 'unreachable', libraryError: 'Error' }, 'the library\'s error class is kept for the log');
         assert.ok(!err.message.includes('/run/user'), '!err.message.includes(\'/run/user\')');
         return true;
       });
@@ -647,7 +648,7 @@ describe('KeychainStore with a fake library', () => {
     await assert.rejects(store.getPassword('s', 'a'), (err: unknown) => {
       assert.ok(err instanceof StoreUnavailableError, 'err instanceof StoreUnavailableError');
       assert.ok(!err.message.includes('sec-ret-value') && !err.message.includes('115'), '!err.message.includes(\'sec-ret-value\') && !err.message.includes(\'115\')');
-      assert.match(err.message, /not valid text \(Error, bad-data\)/);
+      assert.match(err.message, /holds data that is not valid text$/);
       assert.equal(err.details?.keychainFailure, 'bad-data');
       return true;
     });

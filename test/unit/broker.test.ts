@@ -11,7 +11,7 @@ import {
   UpstreamThrottledError,
   UpstreamUnavailableError,
 } from '../../src/errors.js';
-import { silentLogger } from '../../src/log.js';
+import { createLogger, silentLogger } from '../../src/log.js';
 import { Secret } from '../../src/secret.js';
 import { clientToStored } from '../../src/oauth/client-config.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
@@ -249,6 +249,13 @@ describe('broker: grants', () => {
     upstream.answerScope = undefined;
     const token = await broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') });
     assert.deepEqual(token.scopes.scopes, [BQ]);
+  });
+
+  test('an answer narrower than asked is refused, never served as if it were what was asked', async () => {
+    const { broker, upstream } = await setup();
+    upstream.answerScope = BQ;
+    await assert.rejects(broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery,cloud-platform') }), /refreshed alice@example\.com without cloud-platform/);
+    assert.equal(broker.status().accounts[0]!.tokens.length, 0, 'nothing was cached');
   });
 
   test('an unreadable record is reported in status and can be deleted with logout --no-revoke', async () => {
@@ -607,5 +614,29 @@ describe('broker: what status and messages say about the upstream', () => {
       assert.match(error.hint ?? '', /tokend login --client-secrets \/home\/alice\/client_secrets\.json --scopes bigquery,cloud-platform --login-hint alice@example\.com/);
       assert.equal(/"Testing" status/.test(error.hint ?? ''), testing, `after ${days} days: ${error.hint}`);
     }
+  });
+});
+
+describe('broker: the audit trail', () => {
+  test('one token_issued line per token served: account, scopes, hit or miss, expires_in, caller; never the token', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createLogger({ level: 'info', destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } });
+    const clock = new ManualClock();
+    const accounts = new AccountRegistry(new MemoryStore(), silentLogger());
+    const broker = new Broker({ accounts, upstream: new FakeUpstream(), clock, logger });
+    await broker.adoptConsent({ email: EMAIL, refreshToken: new Secret('refresh-original'), granted: ScopeSet.of([BQ, 'openid', 'email']), client: fakeClient, clientFile: undefined });
+    const caller = { transport: 'unix', pid: 4242, uid: 1000 };
+    const first = await broker.getToken({ account: EMAIL, scopes: ScopeSet.parse('bigquery'), caller });
+    clock.advance(10_000);
+    await broker.getToken({ account: EMAIL, scopes: ScopeSet.parse('bigquery'), caller });
+    const audit = lines.filter((line) => line.event === 'token_issued');
+    assert.deepEqual(
+      audit.map(({ account, scopes, cache, expires_in, caller: who }) => ({ account, scopes, cache, expires_in, caller: who })),
+      [
+        { account: EMAIL, scopes: [BQ], cache: 'miss', expires_in: 3600, caller },
+        { account: EMAIL, scopes: [BQ], cache: 'hit', expires_in: 3590, caller },
+      ],
+    );
+    assert.ok(!JSON.stringify(lines).includes(first.accessToken.reveal()), 'the token is never logged');
   });
 });

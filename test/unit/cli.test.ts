@@ -1,5 +1,8 @@
 /** The CLI's own logic, without a daemon: flags, hints, the environment it prints, the browser decision. */
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
 import { loginCommand } from '../../src/broker/login-command.js';
@@ -166,5 +169,38 @@ describe('test requirements (test helper)', () => {
     } finally {
       if (saved !== undefined) process.env.CI = saved;
     }
+  });
+});
+
+describe('tokend env and the metadata listener', () => {
+  test('with the listener configured, all three GCE_METADATA_* variables point at it', async () => {
+    const sh = await cli(['env'], { TOKEND_SOCKET: '/s/t.sock', TOKEND_METADATA_PORT: '8085' });
+    assert.equal(
+      sh.stdout,
+      'export GCE_METADATA_HOST=127.0.0.1:8085;\nexport GCE_METADATA_IP=127.0.0.1:8085;\nexport GCE_METADATA_ROOT=127.0.0.1:8085;\nexport TOKEND_SOCKET=/s/t.sock;\n',
+    );
+    assert.doesNotMatch(sh.stderr, /listener is off/);
+    const off = await cli(['env'], { TOKEND_SOCKET: '/s/t.sock' });
+    assert.doesNotMatch(off.stdout, /GCE_METADATA/);
+    assert.match(off.stderr, /^warning: the metadata listener is off.*TOKEND_METADATA_PORT=8085/m);
+  });
+
+  test('each cause that would make clients ignore tokend is warned about when present, and not otherwise', async () => {
+    const gcloud = mkdtempSync(join(tmpdir(), 'tokend-gcloud-'));
+    const base = { TOKEND_SOCKET: '/s/t.sock', TOKEND_METADATA_PORT: '8085', CLOUDSDK_CONFIG: gcloud };
+    assert.equal((await cli(['env'], base)).stderr, '', 'a clean environment gets no warning');
+
+    assert.match((await cli(['env'], { ...base, GOOGLE_APPLICATION_CREDENTIALS: '/k.json' })).stderr, /GOOGLE_APPLICATION_CREDENTIALS is set \(\/k\.json\).*`unset GOOGLE_APPLICATION_CREDENTIALS`/);
+    writeFileSync(join(gcloud, 'application_default_credentials.json'), '{}');
+    mkdirSync(join(gcloud, 'configurations'));
+    writeFileSync(join(gcloud, 'configurations', 'config_default'), '[core]\naccount = bob@example.com\nproject = p\n');
+    writeFileSync(join(gcloud, 'gce'), 'False');
+    const all = (await cli(['env'], base)).stderr;
+    assert.match(all, /application_default_credentials\.json exists.*gcloud auth application-default revoke/);
+    assert.match(all, /gcloud is logged in as bob@example\.com.*`gcloud config unset account`/);
+    assert.match(all, new RegExp(`remembered that it found no metadata server.*\`rm ${gcloud}/gce\``));
+    assert.doesNotMatch(all, /GOOGLE_APPLICATION_CREDENTIALS/);
+    writeFileSync(join(gcloud, 'configurations', 'config_default'), '[compute]\naccount = not-core@example.com\n');
+    assert.doesNotMatch((await cli(['env'], base)).stderr, /logged in as/, 'an account outside [core] is not gcloud\'s account');
   });
 });

@@ -4,12 +4,15 @@ import { shellQuote } from '../../fs/private-path.js';
 import { parseFlags } from '../args.js';
 import { socketOption } from '../context.js';
 import { line, type Io } from '../io.js';
+import { clientEnvironment, shadowingWarnings } from '../client-environment.js';
 
 export const summary = 'print shell lines that point clients at the daemon';
 export const usage = `Usage: tokend env [--shell sh|fish] [--json]
 
 Prints the environment that points programs at this user's tokend, worked out the way the daemon
 and every command work it out (flag, environment, config file, default), without asking the daemon:
+TOKEND_SOCKET, and GCE_METADATA_HOST, GCE_METADATA_IP and GCE_METADATA_ROOT when the metadata listener
+is configured. Warnings on stderr name what would make Google's clients ignore tokend.
 
   eval "$(tokend env)"
   curl -s --unix-socket "$TOKEND_SOCKET" -H 'Metadata-Flavor: Google' \\
@@ -26,7 +29,8 @@ export function run(argv: string[], io: Io): Promise<number> {
     throw new UsageError(`unknown shell "${shell}"`, { hint: 'give --shell sh (bash, zsh and other POSIX shells) or --shell fish' });
   }
   const config = loadConfig(values.socket === undefined ? {} : { socket: values.socket }, io.env);
-  const variables: Record<string, string> = { TOKEND_SOCKET: config.settings.socket };
+  const variables = clientEnvironment(config);
+  for (const warning of shadowingWarnings(io.env, config.settings.metadataPort)) line(io.stderr, `warning: ${warning}`);
   if (values.json === true) {
     line(io.stdout, JSON.stringify(variables, null, 2));
   } else {

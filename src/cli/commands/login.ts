@@ -172,11 +172,11 @@ async function report(
   io: Io,
   client: TokendClient,
   outcome: LoginOutcome,
-  { store, retryCommand }: LoginStartResponse,
+  { store }: LoginStartResponse,
   options: { json: boolean; wantsDefault: boolean | undefined },
 ): Promise<number> {
   if (!options.json) {
-    line(io.stdout, `Logged in as ${outcome.email}`);
+    line(io.stdout, `Logged in as ${outcome.email}${outcome.isNew ? '' : ' (again: this consent replaces the previous one)'}`);
     line(io.stdout, `Granted scopes: ${apiScopeList(outcome.granted) || '(identity only)'}`);
     line(io.stderr, `The refresh token is kept in: ${store.description}`);
   }
@@ -184,7 +184,7 @@ async function report(
   if (options.json) line(io.stdout, JSON.stringify({ ...outcome, defaultAccount, store: store.description }, null, 2));
   if (outcome.notGranted.length === 0) return ExitCode.ok;
   line(io.stderr, `tokend: consent was partial: not granted: ${apiScopeList(outcome.notGranted)}`);
-  line(io.stderr, `hint: programs asking for these scopes will be refused; run \`${retryCommand}\` and leave them ticked`);
+  line(io.stderr, `hint: programs asking for these scopes will be refused; run \`${outcome.retryCommand}\` and leave them ticked`);
   return ExitCode.scopeNotGranted;
 }
 

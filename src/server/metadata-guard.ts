@@ -1,0 +1,55 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ProxiedRequestError, RequestRefusedError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+/** Headers a proxy or a relaying service adds: a request carrying one was not sent by a local program to us directly. */
+const PROXY_HEADERS = ['x-forwarded-for', 'forwarded', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip', 'via'];
+const HINT = 'connect to the listener directly (http://127.0.0.1:PORT), from a program rather than a web page; see docs/errors.md#request_refused';
+
+/** The `Host` values a program pointed at this listener sends; a DNS-rebinding page sends its own name. */
+export function allowedHosts(port: number): Set<string> {
+  return new Set([`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, 'metadata.google.internal', `metadata.google.internal:${port}`]);
+}
+
+function isLoopback(address: string | undefined): boolean {
+  return address !== undefined && (/^127\./.test(address) || address === '::1' || /^::ffff:127\./.test(address));
+}
+
+/**
+ * The rules of the TCP metadata listener, checked before routing: what a web page in the user's
+ * browser (DNS rebinding, CORS) or a service that can be made to fetch URLs (SSRF) could send is
+ * refused with a 403 that names the rule and nothing else. No CORS header is ever sent.
+ */
+export function installMetadataGuard(app: FastifyInstance, port: number, logger: Logger): void {
+  const hosts = allowedHosts(port);
+  const refusalsLogged = new Map<string, number>();
+  const refuse = (request: FastifyRequest, rule: string, error: Error) => {
+    // One line for the first refusal of each rule, then one per power of ten: a page cannot flood the log.
+    const count = (refusalsLogged.get(rule) ?? 0) + 1;
+    refusalsLogged.set(rule, count);
+    if (Number.isInteger(Math.log10(count))) {
+      logger.warn({ event: 'metadata_refused', rule, method: request.method, count }, 'refused a metadata request');
+    }
+    return error;
+  };
+  app.addHook('onRequest', (request, _reply, done) => {
+    const { headers } = request;
+    if (!isLoopback(request.socket.remoteAddress)) {
+      return done(refuse(request, 'peer', new RequestRefusedError('this listener answers loopback connections only', { hint: HINT })));
+    }
+    if (request.method === 'OPTIONS') {
+      return done(refuse(request, 'options', new RequestRefusedError('OPTIONS (a CORS preflight) is refused: web pages get nothing here', { hint: HINT })));
+    }
+    if (headers.origin !== undefined) {
+      return done(refuse(request, 'origin', new RequestRefusedError('requests with an Origin header (sent by web pages) are refused', { hint: HINT })));
+    }
+    if (headers.host === undefined || !hosts.has(headers.host.toLowerCase())) {
+      return done(refuse(request, 'host', new RequestRefusedError('the Host header is not one this listener answers to', { hint: HINT })));
+    }
+    const proxied = PROXY_HEADERS.find((name) => headers[name] !== undefined);
+    if (proxied !== undefined) {
+      return done(refuse(request, 'proxy', new ProxiedRequestError(`requests relayed by a proxy (${proxied}) are refused`, { hint: HINT })));
+    }
+    done();
+  });
+}

@@ -1,0 +1,246 @@
+/**
+ * The opt-in metadata listener on loopback TCP, with the real daemon: the tree as Google's clients
+ * read it, its headers on every answer, the refusals that keep web pages, relays and other local users
+ * out, and google-auth-library finding it with nothing but the environment `tokend env` prints.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { obtainRedirectUrl } from '../helpers/consent-driver.js';
+import { BIN, daemonDirs, daemonEnv, runCli, startCli, startDaemonProcess, stopAllDaemons, type DaemonProcess } from '../helpers/daemon-process.js';
+import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
+import { requirements, skipUnless } from '../helpers/requirements.js';
+import { runAsOtherUser, skipUnlessSecondUser } from '../helpers/second-user.js';
+
+const G = 'https://www.googleapis.com/auth/';
+const AUTH_URL_LINE = /^ {2}(http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)$/m;
+const EMAIL = 'alice@example.com';
+const V1 = '/computeMetadata/v1';
+const ROOT = new URL('../..', import.meta.url).pathname;
+
+let standin: StandinHandle;
+let daemon: DaemonProcess;
+let env: NodeJS.ProcessEnv;
+let port: number;
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port: free } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return free;
+}
+
+before(async () => {
+  standin = await startStandin();
+  const dirs = daemonDirs();
+  port = await freePort();
+  env = daemonEnv(dirs, { TOKEND_STORE: 'memory', TOKEND_METADATA_PORT: String(port), TOKEND_PROJECT_NUMBER: '123456789012', BROWSER: 'false' });
+  daemon = await startDaemonProcess({ name: 'metadata-listener', env, socket: dirs.socket });
+  const clientFile = standin.writeClientSecrets(dirs.root);
+  const login = startCli(['login', '--client-secrets', clientFile, '--scopes', 'bigquery,cloud-platform', '--no-browser', '--default'], env);
+  const [, authUrl] = await login.waitForStderr(AUTH_URL_LINE);
+  login.writeStdin(`${await obtainRedirectUrl(authUrl!)}\n`);
+  assert.equal((await login.result).code, 0);
+});
+after(async () => {
+  await stopAllDaemons();
+  await standin?.stop();
+});
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+function get(path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method, headers: { host: `127.0.0.1:${port}`, 'metadata-flavor': 'Google', ...headers } }, (res) => {
+      let body = '';
+      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('the metadata tree on TCP', () => {
+  const routes: Array<[string, number]> = [
+    ['/', 200],
+    [`${V1}`, 301],
+    [`${V1}/`, 200],
+    [`${V1}/instance`, 200],
+    [`${V1}/instance/`, 200],
+    [`${V1}/instance/service-accounts`, 301],
+    [`${V1}/instance/service-accounts/`, 200],
+    [`${V1}/instance/service-accounts/?recursive=true`, 200],
+    [`${V1}/instance/service-accounts/default`, 301],
+    [`${V1}/instance/service-accounts/default/`, 200],
+    [`${V1}/instance/service-accounts/default/?recursive=true`, 200],
+    [`${V1}/instance/service-accounts/${EMAIL}/?recursive=true`, 200],
+    [`${V1}/instance/service-accounts/default/email`, 200],
+    [`${V1}/instance/service-accounts/default/scopes`, 200],
+    [`${V1}/instance/service-accounts/default/aliases`, 200],
+    [`${V1}/instance/service-accounts/default/token`, 200],
+    [`${V1}/instance/service-accounts/default/token?scopes=bigquery`, 200],
+    [`${V1}/instance/service-accounts/${EMAIL}/token?scopes=${encodeURIComponent(`${G}bigquery`)}`, 200],
+    [`${V1}/instance/service-accounts/default/identity?audience=x`, 404],
+    [`${V1}/instance/zone`, 404],
+    [`${V1}/project/`, 200],
+    [`${V1}/project/project-id`, 200],
+    [`${V1}/project/numeric-project-id`, 200],
+    [`${V1}/universe/universe-domain`, 200],
+    [`${V1}/universe/universe_domain`, 404],
+    [`${V1}/no/such/path`, 404],
+    ['/tokend/v1/status', 404],
+  ];
+
+  test('every route, errors and redirects included, answers with Metadata-Flavor: Google, exact content types, and no CORS header', async () => {
+    for (const [path, status] of routes) {
+      const answer = await get(path);
+      assert.equal(answer.status, status, `${path}: ${answer.body}`);
+      assert.equal(answer.headers['metadata-flavor'], 'Google', path);
+      assert.deepEqual(Object.keys(answer.headers).filter((name) => name.startsWith('access-control-')), [], path);
+      if (answer.body.startsWith('{')) assert.equal(answer.headers['content-type'], 'application/json', path);
+      else if (status === 200) assert.equal(answer.headers['content-type'], 'application/text', path);
+    }
+  });
+
+  test('the values Google\'s clients and gcloud read', async () => {
+    const token = JSON.parse((await get(`${V1}/instance/service-accounts/default/token?scopes=bigquery`)).body);
+    assert.deepEqual(Object.keys(token).sort(), ['access_token', 'expires_in', 'token_type']);
+    assert.ok(Number.isInteger(token.expires_in) && token.expires_in > 300, `expires_in ${token.expires_in}`);
+    assert.equal((await standin.introspect(token.access_token)).scope, `${G}bigquery`);
+    const all = JSON.parse((await get(`${V1}/instance/service-accounts/?recursive=true`)).body);
+    assert.deepEqual(Object.keys(all).sort(), [EMAIL, 'default']);
+    assert.deepEqual(all.default, { aliases: ['default'], email: EMAIL, scopes: [`${G}bigquery`, `${G}cloud-platform`] });
+    assert.equal((await get(`${V1}/instance/service-accounts/default/email`)).body, EMAIL);
+    assert.equal((await get(`${V1}/project/project-id`)).body, 'tokend-test');
+    assert.equal((await get(`${V1}/project/numeric-project-id`)).body, '123456789012');
+    assert.equal((await get(`${V1}/instance/service-accounts/`)).body, `default/\n${EMAIL}/\n`);
+  });
+
+  test('a request a web page, a relay or a rebinding DNS name could send is refused with a 403 that names the rule and no account', async () => {
+    const refused: Array<[string, Record<string, string>, string?]> = [
+      ['foreign Host (DNS rebinding)', { host: `evil.example:${port}` }],
+      ['Host without the port', { host: '127.0.0.1' }],
+      ['Origin', { origin: 'https://evil.example' }],
+      ['X-Forwarded-For', { 'x-forwarded-for': '10.0.0.1' }],
+      ['Forwarded', { forwarded: 'for=10.0.0.1' }],
+      ['X-Real-IP', { 'x-real-ip': '10.0.0.1' }],
+      ['OPTIONS (CORS preflight)', { 'access-control-request-method': 'GET' }, 'OPTIONS'],
+    ];
+    for (const [what, headers, method] of refused) {
+      const answer = await get(`${V1}/instance/service-accounts/default/token`, headers, method);
+      assert.equal(answer.status, 403, `${what}: ${answer.body}`);
+      assert.equal(answer.headers['metadata-flavor'], 'Google', what);
+      assert.doesNotMatch(answer.body, /alice|access_token/, `${what} reveals nothing about accounts`);
+      assert.match(JSON.parse(answer.body).error.code, /^(request_refused|proxied_request)$/, what);
+    }
+    for (const host of ['metadata.google.internal', `metadata.google.internal:${port}`, `localhost:${port}`]) {
+      assert.equal((await get(`${V1}/instance/service-accounts/default/email`, { host })).status, 200, host);
+    }
+    const noFlavor = await get(`${V1}/instance/service-accounts/default/token`, { 'metadata-flavor': 'nope' });
+    assert.equal(noFlavor.status, 403);
+    assert.equal((await get('/', { 'metadata-flavor': '' })).status, 200, 'the root ping needs no flavor');
+    assert.match(daemon.log(), /"event":"metadata_refused","rule":"host"/);
+  });
+
+  test('another local user\'s connection is dropped before anything is read', { skip: skipUnlessSecondUser() }, async () => {
+    const source = `
+      try {
+        const response = await fetch('http://127.0.0.1:${port}/computeMetadata/v1/instance/service-accounts/default/token', { headers: { 'Metadata-Flavor': 'Google' }, signal: AbortSignal.timeout(5000) });
+        console.log('answered ' + response.status + ' ' + (await response.text()));
+      } catch (error) { console.log('refused ' + (error.cause?.code ?? error.name)); }
+      process.exit(0);
+    `;
+    const result = await runAsOtherUser(source);
+    assert.match(result.stdout, /^refused /, result.stdout + result.stderr);
+    assert.match(daemon.log(), /"event":"connection_refused","listener":"metadata"/);
+  });
+});
+
+/** The daemon's environment as a fresh login shell would have it: no gcloud files, no key file. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const home = mkdtempSync(join(tmpdir(), 'tokend-adc-'));
+  return {
+    PATH: process.env.PATH,
+    HOME: home,
+    CLOUDSDK_CONFIG: join(home, 'gcloud'),
+    TOKEND_SOCKET: env.TOKEND_SOCKET,
+    TOKEND_CONFIG_DIR: env.TOKEND_CONFIG_DIR,
+    TOKEND_METADATA_PORT: env.TOKEND_METADATA_PORT,
+  };
+}
+
+describe('tokend env, evaluated by real shells', { skip: skipUnless(requirements.fish) }, () => {
+  test('bash and fish end up with exactly the variables it prints', async () => {
+    const run = promisify(execFile);
+    const expected = `127.0.0.1:${port} 127.0.0.1:${port} 127.0.0.1:${port} ${env.TOKEND_SOCKET}`;
+    const bash = await run('bash', ['-c', `eval "$(${process.execPath} ${BIN} env)" && echo "$GCE_METADATA_HOST $GCE_METADATA_IP $GCE_METADATA_ROOT $TOKEND_SOCKET"`], { env: cleanEnv() });
+    assert.equal(bash.stdout.trim(), expected);
+    assert.equal(bash.stderr, '', 'no warning in a clean environment');
+    const fish = await run('fish', ['--no-config', '-c', `${process.execPath} ${BIN} env --shell fish | source; echo "$GCE_METADATA_HOST $GCE_METADATA_IP $GCE_METADATA_ROOT $TOKEND_SOCKET"`], { env: cleanEnv() });
+    assert.equal(fish.stdout.trim(), expected);
+  });
+});
+
+describe('Google\'s own client libraries, unmodified', () => {
+  test('GoogleAuth finds the listener from `tokend env` alone, picks Compute, and gets a token of exactly the scopes it asked for', async () => {
+    const script = join(mkdtempSync(join(tmpdir(), 'tokend-adc-')), 'adc.cjs');
+    writeFileSync(
+      script,
+      `const { GoogleAuth } = require(${JSON.stringify(join(ROOT, 'node_modules/google-auth-library'))});
+       const gcpMetadata = require(${JSON.stringify(join(ROOT, 'node_modules/gcp-metadata'))});
+       (async () => {
+         const auth = new GoogleAuth({ scopes: ['${G}bigquery'] });
+         const client = await auth.getClient();
+         const { token } = await client.getAccessToken();
+         const email = await gcpMetadata.instance('service-accounts/default/email');
+         const project = await auth.getProjectId();
+         console.log(JSON.stringify({ kind: client.constructor.name, token, email, project }));
+       })().catch((error) => { console.error(error); process.exit(1); });`,
+    );
+    const shell = `eval "$(${process.execPath} ${BIN} env)" && exec ${process.execPath} ${script}`;
+    const { stdout } = await promisify(execFile)('bash', ['-c', shell], { env: cleanEnv(), timeout: 30_000 });
+    const result = JSON.parse(stdout);
+    assert.equal(result.kind, 'Compute');
+    assert.equal(result.email, EMAIL);
+    assert.equal(result.project, 'tokend-test');
+    assert.equal((await standin.introspect(result.token)).scope, `${G}bigquery`, 'exactly the scopes asked for');
+    assert.equal((await runCli(['status', '--json'], env)).code, 0);
+  });
+
+  test('Python\'s google-auth (Debian\'s): google.auth.default() and compute_engine.Credentials refresh against the listener', { skip: skipUnless(requirements.pythonGoogleAuth) }, async () => {
+    const script = join(mkdtempSync(join(tmpdir(), 'tokend-py-')), 'adc.py');
+    writeFileSync(
+      script,
+      [
+        'import json, google.auth, google.auth.transport.requests as tr',
+        'from google.auth import compute_engine',
+        'creds, project = google.auth.default()',
+        'creds.refresh(tr.Request())',
+        'ce = compute_engine.Credentials()',
+        'ce.refresh(tr.Request())',
+        'print(json.dumps({"type": type(creds).__name__, "token": creds.token, "project": project, "email": ce.service_account_email, "token2": ce.token}))',
+      ].join('\n'),
+    );
+    const shell = `eval "$(${process.execPath} ${BIN} env)" && exec /usr/bin/python3 ${script}`;
+    const { stdout } = await promisify(execFile)('bash', ['-c', shell], { env: cleanEnv(), timeout: 30_000 });
+    const result = JSON.parse(stdout);
+    assert.equal(result.type, 'Credentials');
+    assert.equal(result.project, 'tokend-test');
+    assert.equal(result.email, EMAIL);
+    for (const token of [result.token, result.token2]) {
+      assert.equal((await standin.introspect(token)).active, true, 'a live token');
+    }
+  });
+});
