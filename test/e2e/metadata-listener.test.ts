@@ -219,6 +219,14 @@ describe('Google\'s own client libraries, unmodified', () => {
     assert.equal((await runCli(['status', '--json'], env)).code, 0);
   });
 
+  test('TokendAuthClient gets its token over the socket from the real daemon, with exactly the scopes asked for', async () => {
+    const { TokendAuthClient } = await import('../../src/client/index.js');
+    const auth = new TokendAuthClient({ socketPath: env.TOKEND_SOCKET!, scopes: ['bigquery'] });
+    const { token } = await auth.getAccessToken();
+    assert.equal((await standin.introspect(token!)).scope, `${G}bigquery`);
+    assert.equal(await auth.getAccount(), EMAIL);
+  });
+
   test('Python\'s google-auth (Debian\'s): google.auth.default() and compute_engine.Credentials refresh against the listener', { skip: skipUnless(requirements.pythonGoogleAuth) }, async () => {
     const script = join(mkdtempSync(join(tmpdir(), 'tokend-py-')), 'adc.py');
     writeFileSync(
