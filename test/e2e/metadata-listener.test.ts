@@ -219,6 +219,20 @@ describe('Google\'s own client libraries, unmodified', () => {
     assert.equal((await runCli(['status', '--json'], env)).code, 0);
   });
 
+  test('gcloud, with no gcloud login, detects the listener, shows the account and project, and prints a token that is active upstream', { skip: skipUnless(requirements.gcloud) }, async () => {
+    const environment = cleanEnv();
+    const shell = (args: string) => `eval "$(${process.execPath} ${BIN} env)" && gcloud ${args}`;
+    const run = promisify(execFile);
+    const token = await run('bash', ['-c', shell('auth print-access-token')], { env: environment, timeout: 90_000 });
+    const introspection = await standin.introspect(token.stdout.trim());
+    assert.equal(introspection.active, true, `gcloud printed a live token: ${token.stderr}`);
+    assert.equal(introspection.scope, `${G}bigquery ${G}cloud-platform`, 'the account\'s default scopes: gcloud asks for none');
+    const config = await run('bash', ['-c', shell('config list --format=json')], { env: environment, timeout: 90_000 });
+    const core = JSON.parse(config.stdout).core;
+    assert.equal(core.account, EMAIL);
+    assert.equal(core.project, 'tokend-test');
+  });
+
   test('TokendAuthClient gets its token over the socket from the real daemon, with exactly the scopes asked for', async () => {
     const { TokendAuthClient } = await import('../../src/client/index.js');
     const auth = new TokendAuthClient({ socketPath: env.TOKEND_SOCKET!, scopes: ['bigquery'] });

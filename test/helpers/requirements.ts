@@ -20,6 +20,8 @@ export const requirements = {
   strace: { binaries: ['strace'], aptPackages: ['strace'] },
   tmux: { binaries: ['tmux'], aptPackages: ['tmux'] },
   fish: { binaries: ['fish'], aptPackages: ['fish'] },
+  /** The Cloud SDK comes from Google's own apt repository (packages.cloud.google.com), not Debian's. */
+  gcloud: { binaries: ['gcloud', 'bq'], aptPackages: ['google-cloud-cli'] },
   /** Debian's python3-google-auth, run with the system python (not a pyenv shim). */
   pythonGoogleAuth: { binaries: ['/usr/lib/python3/dist-packages/google/auth/__init__.py', '/usr/lib/python3/dist-packages/requests/__init__.py'], aptPackages: ['python3-google-auth', 'python3-requests'] },
 } satisfies Record<string, Requirement>;
