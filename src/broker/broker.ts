@@ -128,6 +128,8 @@ export class Broker {
   private readonly budgets = new Map<string, UpstreamBudget>();
   private readonly budgetPolicy: UpstreamBudgetPolicy;
   private readonly upstreamHealth = new Map<string, UpstreamHealth>();
+  /** Sets fetched at start (configured): kept fresh whether or not anyone asks. */
+  private readonly pinned = new Set<string>();
   /** Refusals that never went upstream: logged once a minute per account, not once per request. */
   private readonly heldBack = new WeakSet<Error>();
   private readonly heldBackLoggedAt = new Map<string, number>();
@@ -197,6 +199,15 @@ export class Broker {
       'access token issued',
     );
     return { account: account.email, scopes, accessToken: token.accessToken, expiresIn, cache: outcome };
+  }
+
+  /**
+   * Fetches a token for `scopes` now and keeps that set fresh from then on, used or not: the sets a
+   * user names in the configuration, so that the first SDK call of the day is a cache hit.
+   */
+  async prefetch(account: string, scopes: ScopeSet): Promise<void> {
+    const issued = await this.getToken({ account, scopes, caller: { transport: 'prefetch' } });
+    this.pinned.add(cacheKey(issued.account, issued.scopes));
   }
 
   /** Resolves an account for read-only metadata (email, scopes) with the same errors as getToken. */
@@ -589,7 +600,7 @@ export class Broker {
     const token = this.cache.get(key);
     if (this.stopped || token === undefined) return;
     const now = this.clock.now();
-    if (now - token.lastUsedAt > this.policy.activeWindowMs) {
+    if (!this.pinned.has(key) && now - token.lastUsedAt > this.policy.activeWindowMs) {
       // Nobody asked lately: let it lapse; the next request refreshes on demand.
       this.cache.deleteExpired(now);
       return;

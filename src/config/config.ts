@@ -21,6 +21,8 @@ export interface Settings {
   projectNumber: string | undefined;
   /** `instance/zone`, for programs that read it. */
   zone: string | undefined;
+  /** Scope lists fetched for the default account at start and kept fresh (e.g. `["cloud-platform"]`). */
+  prefetchScopes: string[];
   logLevel: string;
   /** How long an interactive consent may take. */
   loginTimeoutSeconds: number;
@@ -83,6 +85,12 @@ const matching =
     }
     return value;
   };
+const stringList: Validator<string[]> = (value, { where, fix }) => {
+  if (!Array.isArray(value) || value.length > 16 || !value.every((item) => typeof item === 'string' && item.trim() !== '')) {
+    throw new ConfigError(`${where} must be a list of at most 16 scope lists, e.g. ["cloud-platform", "bigquery,devstorage.read_only"] (got ${JSON.stringify(value)})`, { hint: fix });
+  }
+  return value as string[];
+};
 const int =
   (min: number, max: number): Validator<number> =>
   (value, { where, fix }) => {
@@ -107,6 +115,7 @@ const specs: { [K in keyof Settings]: SettingSpec<K> } = {
   metadataIpv6: { fileKey: 'metadataIpv6', validate: bool, fallback: () => false },
   metadataAllowUnverifiedPeers: { fileKey: 'metadataAllowUnverifiedPeers', validate: bool, fallback: () => false },
   projectNumber: { fileKey: 'projectNumber', env: 'TOKEND_PROJECT_NUMBER', validate: matching(/^\d{1,20}$/, 'the project number (digits)'), fallback: () => undefined },
+  prefetchScopes: { fileKey: 'prefetchScopes', validate: stringList, fallback: () => [] },
   zone: { fileKey: 'zone', validate: matching(/^[a-z]+-[a-z]+\d+-[a-z]$/, 'a zone such as europe-west1-b'), fallback: () => undefined },
   logLevel: { fileKey: 'logLevel', env: 'TOKEND_LOG_LEVEL', validate: oneOf(LOG_LEVELS), fallback: () => 'info' },
   loginTimeoutSeconds: { fileKey: 'loginTimeoutSeconds', validate: int(10, 3600), fallback: () => 300 },

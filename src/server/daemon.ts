@@ -3,9 +3,10 @@ import type { FastifyInstance } from 'fastify';
 import { AccountRegistry } from '../broker/accounts.js';
 import { Broker, type FreshnessPolicy } from '../broker/broker.js';
 import { LoginManager } from '../broker/login.js';
+import { ScopeSet } from '../broker/scopes.js';
 import { systemClock, type Clock } from '../clock.js';
 import { describeOrigin, type Config } from '../config/config.js';
-import { SocketInUseError } from '../errors.js';
+import { ConfigError, SocketInUseError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { daemonConnectionBudget } from '../net/owner-only.js';
 import { TokenEndpoint, type OAuthEndpoint } from '../oauth/token-endpoint.js';
@@ -39,6 +40,16 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const { config, logger } = options;
   const clock = options.clock ?? systemClock;
   const { settings } = config;
+
+  const prefetch = settings.prefetchScopes.map((list) => {
+    try {
+      return ScopeSet.parse(list);
+    } catch (error) {
+      throw new ConfigError(`"prefetchScopes" in ${config.configFile} holds a bad scope list: ${(error as Error).message}`, {
+        hint: `fix it, e.g. "prefetchScopes": ["cloud-platform"]`,
+      });
+    }
+  });
 
   // The socket first: a second daemon must fail before it touches the store or its marker.
   await prepareSocketDirectory(settings.socket);
@@ -130,6 +141,12 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       throw error;
     }
     info.metadata = { port: metadata.port, addresses: metadata.addresses, peerCheck: metadata.peerCheck };
+  }
+  // The sets programs will ask for first thing: fetched now, and kept fresh whether used or not.
+  for (const scopes of prefetch) {
+    broker.prefetch('default', scopes).catch((error: unknown) => {
+      logger.warn({ event: 'prefetch_failed', scopes: scopes.scopes, err: error }, 'could not fetch a configured scope set');
+    });
   }
   logger.info(
     { event: 'listening', socket: settings.socket, metadata_port: metadata?.port, accounts: accounts.list().length, version: VERSION },

@@ -158,6 +158,19 @@ describe('broker: freshness', () => {
     assert.equal(upstream.refreshCalls.length, 1);
   });
 
+  test('a prefetched set (configured) is kept fresh with nobody asking, so the first call of the day is a hit', async () => {
+    const { broker, upstream, clock } = await setup({ activeWindowMs: 10 * 60_000 });
+    await broker.prefetch('default', ScopeSet.parse('bigquery'));
+    for (let hour = 0; hour < 10; hour++) {
+      clock.advance(3600_000);
+      await broker.idle();
+    }
+    assert.ok(upstream.refreshCalls.length >= 10, `renewed in the background: ${upstream.refreshCalls.length} refreshes`);
+    const first = await broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery') });
+    assert.equal(first.cache, 'hit');
+    assert.ok(first.expiresIn > 300, `with life left: ${first.expiresIn} s`);
+  });
+
   test('upstream down: the cached token is served until it expires, then a clear error', async () => {
     const { broker, upstream, clock } = await setup();
     const scopes = ScopeSet.parse('bigquery');

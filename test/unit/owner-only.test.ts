@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { connect, createServer, type Socket } from 'node:net';
-import { describe, test } from 'node:test';
-import { acceptOwnerOnly, createConnectionBudget, daemonConnectionBudget, RESERVED_FDS } from '../../src/net/owner-only.js';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { afterEach, describe, test } from 'node:test';
+import { acceptOwnerOnly, createConnectionBudget, daemonConnectionBudget, RESERVED_FDS, type OwnerOnlyGuard } from '../../src/net/owner-only.js';
 import { endpointKey, findOwner, tcpPeerUid, type PeerUid } from '../../src/net/tcp-peer-uid.js';
 
 // Two lines of a little-endian /proc/net/tcp: the server's accepted socket (uid 0) and the client's (uid 1000).
@@ -53,6 +53,16 @@ describe('tcp peer uid', () => {
 });
 
 describe('owner-only listener', () => {
+  // Closed after each test whatever happened, so a failing assertion cannot leave the file running.
+  const opened = new Set<{ server: Server; guard: OwnerOnlyGuard }>();
+  afterEach(async () => {
+    for (const { server, guard } of opened) {
+      guard.closeAll();
+      await new Promise((resolve) => server.close(resolve));
+    }
+    opened.clear();
+  });
+
   async function listen(lookup: () => Promise<PeerUid>, options: { maxConnections?: number; budget?: number; whenUnsupported?: 'accept' | 'refuse' } = {}) {
     // Answers only what it reads, as an HTTP server does: a paused connection gets nothing.
     const server = createServer((socket) => socket.once('data', () => socket.end('hello')));
@@ -66,6 +76,7 @@ describe('owner-only listener', () => {
       lookup,
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    opened.add({ server, guard });
     const port = (server.address() as { port: number }).port;
     const exchange = () =>
       new Promise<string>((resolve) => {
