@@ -70,7 +70,8 @@ export const mutants = [
     from: 'this.clock.now() - failure.at < this.policy.failureCooldownMs',
     to: 'this.clock.now() - failure.at < 0',
   },
-  { id: 'idle-tokens-refreshed-forever', file: 'src/broker/broker.ts', from: 'if (now - token.lastUsedAt > this.policy.activeWindowMs) {', to: 'if (false) {' },
+  { id: 'idle-tokens-refreshed-forever', file: 'src/broker/broker.ts', from: 'if (!this.pinned.has(key) && now - token.lastUsedAt > this.policy.activeWindowMs) {', to: 'if (false) {' },
+  { id: 'prefetched-sets-lapse', file: 'src/broker/broker.ts', from: 'if (!this.pinned.has(key) && now - token.lastUsedAt', to: 'if (now - token.lastUsedAt' },
   { id: 'renewals-spend-the-budget', file: 'src/broker/broker.ts', from: "budget.admit(kind === 'new');", to: 'budget.admit(true);' },
   {
     // Not `generation` alone: replace() marks the old account removed as well, so that mutant is equivalent.

@@ -18,6 +18,8 @@ export interface TokendAuthClientOptions {
 // gaxios's own types are not imported: its ESM and CJS builds declare distinct types, and these
 // must be the ones google-auth-library uses.
 type RequestOptions = Parameters<AuthClient['request']>[0];
+declare const _transporter: AuthClient['transporter'];
+type Response<T> = ReturnType<typeof _transporter.request<T>>;
 type AccessToken = Awaited<ReturnType<AuthClient['getAccessToken']>>;
 
 /** Google's libraries treat a token with 300 s or less left as expired; so does this client. */
@@ -54,7 +56,7 @@ export class TokendAuthClient extends AuthClient {
   }
 
   /** The request with the token; a 401 (the token was revoked meanwhile) is retried once with a new one. */
-  async request<T>(options: RequestOptions) {
+  async request<T>(options: RequestOptions): Response<T> {
     const send = async () => {
       const headers = new Headers(options.headers);
       for (const [name, value] of await this.getRequestHeaders()) headers.set(name, value);

@@ -342,6 +342,8 @@ describe('login, tokens and scope limits over the socket', () => {
     const human = await runCli(['status'], setup.env);
     assert.match(human.stdout, /alice@example\.com \(default\): ok/);
     assert.match(human.stdout, /granted: bigquery, cloud-platform/);
+    assert.match(human.stdout, /^metadata: off \(.*TOKEND_METADATA_PORT=8085/m);
+    assert.equal(status.daemon.metadata, null);
   });
 });
 

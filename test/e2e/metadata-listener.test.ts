@@ -216,7 +216,8 @@ describe('Google\'s own client libraries, unmodified', () => {
     assert.equal(result.email, EMAIL);
     assert.equal(result.project, 'tokend-test');
     assert.equal((await standin.introspect(result.token)).scope, `${G}bigquery`, 'exactly the scopes asked for');
-    assert.equal((await runCli(['status', '--json'], env)).code, 0);
+    const status = await runCli(['status'], env);
+    assert.match(status.stdout, new RegExp(`^metadata: 127\\.0\\.0\\.1 port ${port}, your own user only$`, 'm'));
   });
 
   test('gcloud, with no gcloud login, detects the listener, shows the account and project, and prints a token that is active upstream', { skip: skipUnless(requirements.gcloud) }, async () => {

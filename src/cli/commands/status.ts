@@ -11,7 +11,13 @@ export const usage = `Usage: tokend status [--json]
   --socket PATH  the daemon's socket`;
 
 interface StatusDocument {
-  daemon: { version: string; pid: number; socket: string; uptimeSeconds: number };
+  daemon: {
+    version: string;
+    pid: number;
+    socket: string;
+    uptimeSeconds: number;
+    metadata: { port: number; addresses: string[]; peerCheck: 'uid' | 'unverified' } | null;
+  };
   store: { kind: string; description: string; reason: string; warning?: string };
   accounts: Array<{
     email: string;
@@ -60,6 +66,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const { daemon, store } = status;
   out(`daemon:   running (pid ${daemon.pid}, tokend ${daemon.version}, up ${formatDuration(daemon.uptimeSeconds)})`);
   out(`socket:   ${daemon.socket}`);
+  const { metadata } = daemon;
+  out(
+    metadata === null
+      ? 'metadata: off (Google SDKs and gcloud need it: set TOKEND_METADATA_PORT=8085 for the daemon; `tokend env` prints the rest)'
+      : `metadata: ${metadata.addresses.map((address) => (address.includes(':') ? `[${address}]` : address)).join(', ')} port ${metadata.port}, ${metadata.peerCheck === 'uid' ? 'your own user only' : 'ANY LOCAL USER (the owner cannot be checked on this platform)'}`,
+  );
   out(`store:    ${store.description}`);
   out(`          ${store.reason}`);
   if (store.warning !== undefined) out(`warning:  ${store.warning}`);
