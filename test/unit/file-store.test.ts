@@ -2,8 +2,11 @@ import assert from 'node:assert/strict';
 import {
   chmodSync,
   chownSync,
+  closeSync,
+  fstatSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -97,10 +100,18 @@ describe('FileStore without a passphrase', () => {
     const dir = freshDir();
     const store = new FileStore(dir);
     await store.setPassword('tokend', 'a', '1');
-    const before = statSync(store.path).ino;
-    for (let i = 0; i < 10; i += 1) await store.setPassword('tokend', `account-${i}`, `secret-${i}`);
-    await store.deletePassword('tokend', 'account-3');
-    assert.notEqual(statSync(store.path).ino, before, 'the file is replaced, not rewritten in place');
+    // Held open, the first file keeps its inode: a freed inode number could otherwise be reused by a
+    // later write and make a replaced file look rewritten in place.
+    const first = openSync(store.path, 'r');
+    try {
+      const before = fstatSync(first).ino;
+      for (let i = 0; i < 10; i += 1) await store.setPassword('tokend', `account-${i}`, `secret-${i}`);
+      await store.deletePassword('tokend', 'account-3');
+      assert.notEqual(statSync(store.path).ino, before, 'the file is replaced, not rewritten in place');
+      assert.equal(fstatSync(first).nlink, 0, 'the first file is unlinked, not written over');
+    } finally {
+      closeSync(first);
+    }
     assert.deepEqual(readdirSync(dir), ['secrets.json']);
   });
 
