@@ -21,7 +21,10 @@ export default async function* compactReporter(source) {
       continue;
     }
     if (event.type !== 'test:pass' && event.type !== 'test:fail') continue;
-    if (data.details?.type === 'suite' || data.details?.error?.failureType === 'subtestsFailed') continue;
+    // A suite's own failure (its body or a `before` hook threw) is a failure; one that only reports
+    // failing tests inside it is not counted twice.
+    if (data.details?.error?.failureType === 'subtestsFailed') continue;
+    if (data.details?.type === 'suite' && event.type === 'test:pass') continue;
     if (!files.has(file)) files.set(file, { passed: 0, failed: 0, skipped: 0 });
     const stats = files.get(file);
     if (data.skip !== undefined || data.todo !== undefined) {

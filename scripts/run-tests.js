@@ -33,6 +33,10 @@ const runnerFlags = passed.some((a) => a.startsWith('--test-reporter'))
 const only = args.filter((a) => !a.startsWith('--'));
 const all = testFiles(join(root, 'test'));
 const selected = only.length > 0 ? all.filter((f) => only.some((o) => f.includes(o))) : all;
+if (selected.length === 0) {
+  console.error(`no test file matches ${only.join(' ')}`);
+  process.exit(2);
+}
 // Fast and narrow first, so a broken behaviour is reported within seconds. Node's runner sorts the
 // files it is given, so each group is a run of its own; test/final/ reads what the others left.
 const groups = ['test/unit/', 'test/integration/', 'test/e2e/'].map((prefix) => selected.filter((f) => f.startsWith(prefix)));

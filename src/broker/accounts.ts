@@ -28,6 +28,8 @@ export class AccountRegistry {
   private readonly writeQueues = new Map<string, SerialQueue>();
   /** Set while the records move to another store: writes wait for it, then go to the new store. */
   private moving: Promise<unknown> | undefined;
+  /** A `tokend store migrate` is running (its probe, copy and clean-up together): one at a time. */
+  private migrating = false;
   /** Writes under way; a move starts once they are done. */
   private activeWrites = 0;
   private writesDone: (() => void) | undefined;
@@ -48,6 +50,24 @@ export class AccountRegistry {
    * where it was; after it, the records are in `target`, and copies the old store could not delete
    * are reported, never both deleted.
    */
+  /**
+   * Runs one store migration (a move or a clean-up) at a time: two overlapping ones could move a
+   * store onto itself, or clean up against a store that is being replaced, and delete the only copy.
+   */
+  async migration<T>(work: () => Promise<T>): Promise<T> {
+    if (this.migrating) {
+      throw new StoreUnavailableError('a move of the accounts to another store is already in progress', {
+        hint: 'wait for it to finish, then run `tokend status`',
+      });
+    }
+    this.migrating = true;
+    try {
+      return await work();
+    } finally {
+      this.migrating = false;
+    }
+  }
+
   async moveTo(target: SecretStore, commit: () => Promise<void>): Promise<MoveResult> {
     if (this.moving !== undefined) {
       throw new StoreUnavailableError('a move of the accounts to another store is already in progress', { hint: 'wait for it to finish, then run `tokend status`' });
@@ -57,6 +77,10 @@ export class AccountRegistry {
       if (this.activeWrites > 0) await new Promise<void>((resolve) => (this.writesDone = resolve));
       this.writesDone = undefined;
       const source = this.store;
+      if (source.kind === target.kind) {
+        // Two handles on one store: copying would change nothing, and deleting would delete everything.
+        throw new StoreUnavailableError(`the accounts are already in ${source.description}; nothing was moved`, { hint: '`tokend status` shows the store' });
+      }
       const records = await source.findCredentials(STORE_SERVICE);
       for (const { account: entry, password } of records) {
         await target.setPassword(STORE_SERVICE, entry, password);
@@ -92,10 +116,14 @@ export class AccountRegistry {
    * anything that differs is kept and reported.
    */
   async deleteCopiesIn(other: SecretStore): Promise<{ deleted: string[]; differing: string[] }> {
+    const current = this.store;
+    if (current.kind === other.kind) {
+      throw new StoreUnavailableError(`${other.description} is the store in use; no copy was deleted`, { hint: '`tokend status` shows the store' });
+    }
     const deleted: string[] = [];
     const differing: string[] = [];
     for (const { account: entry, password } of await other.findCredentials(STORE_SERVICE)) {
-      if ((await this.store.getPassword(STORE_SERVICE, entry)) === password) {
+      if ((await current.getPassword(STORE_SERVICE, entry)) === password) {
         await other.deletePassword(STORE_SERVICE, entry);
         deleted.push(entry);
       } else {

@@ -61,7 +61,7 @@ export function registerMetadataRoutes(app: FastifyInstance, deps: MetadataDeps)
   app.get(`${PREFIX}/universe/`, (_request, reply) => sendListing(reply, ['universe-domain']));
   app.get(`${PREFIX}/`, (_request, reply) => sendListing(reply, ['instance/', 'project/', 'universe/']));
   // Node's detection ping asks for `instance` without the slash.
-  const instanceEntries = () => ['service-accounts/', ...(deps.facts.zone === undefined ? [] : ['zone'])];
+  const instanceEntries = () => ['service-accounts/', ...(deps.facts.zone === undefined || deps.facts.projectNumber === undefined ? [] : ['zone'])];
   app.get(`${PREFIX}/instance`, (_request, reply) => sendListing(reply, instanceEntries()));
   app.get(`${PREFIX}/instance/`, (_request, reply) => sendListing(reply, instanceEntries()));
   app.get(`${PREFIX}/instance/zone`, (_request, reply) => {

@@ -24,7 +24,11 @@ export interface StoreMigrationDeps {
  * restart (AccountRegistry.moveTo: copy, verify, record, then delete). Run again after a move that
  * was interrupted, it deletes the copies the old store still holds once they match.
  */
-export async function migrateStore(deps: StoreMigrationDeps, to: PersistentStore): Promise<StoreMoved> {
+export function migrateStore(deps: StoreMigrationDeps, to: PersistentStore): Promise<StoreMoved> {
+  return deps.accounts.migration(() => migrateNow(deps, to));
+}
+
+async function migrateNow(deps: StoreMigrationDeps, to: PersistentStore): Promise<StoreMoved> {
   const current = deps.accounts.secretStore;
   if (current.kind === 'memory') {
     throw new BadRequestError('the daemon runs with --store memory: there is nothing to move', { hint: 'restart it with `tokend serve --store auto`' });

@@ -38,7 +38,7 @@ describe('sign-in in a real terminal', { skip: skipUnless(requirements.tmux) }, 
   test('regression: a login without --no-browser on a box with no display falls into the paste-back flow by itself, and ends', async () => {
     const { daemon, terminal, login } = await session('terminal-headless', {});
     try {
-      await terminal.type('stty -a > stty-before.txt; stty -a | md5sum');
+      await terminal.type('stty -a | md5sum');
       const [sttyBefore] = await terminal.waitFor(/^[0-9a-f]{32}/m);
       await terminal.type(`${login}; echo "exit=$?"`);
       await terminal.waitFor(/No browser can be opened here \(there is no display \(DISPLAY and WAYLAND_DISPLAY are unset\)\)/);

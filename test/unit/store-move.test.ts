@@ -34,9 +34,14 @@ async function contents(store: SecretStore): Promise<Record<string, string>> {
   return Object.fromEntries((await store.findCredentials(STORE_SERVICE)).map((c) => [c.account, c.password]));
 }
 
-/** A memory store whose operations can be made to fail, or to lie on read-back. */
+/** A store of another kind than the memory store the accounts start in (a move goes between kinds). */
+function keychainLike(): MemoryStore {
+  return Object.defineProperty(new MemoryStore(), 'kind', { value: 'keychain' });
+}
+
+/** A store of another kind whose operations can be made to fail, or to lie on read-back. */
 function faulty(fail: { set?: boolean; getReturns?: string; delete?: boolean } = {}) {
-  const store = new MemoryStore();
+  const store = keychainLike();
   const set = store.setPassword.bind(store);
   const get = store.getPassword.bind(store);
   const del = store.deletePassword.bind(store);
@@ -50,7 +55,7 @@ describe('moving the accounts to another store', () => {
   test('every record is copied as it is, verified, recorded, deleted from the old store; later writes go to the new one', async () => {
     const { source, accounts, broker } = await setup();
     const before = await contents(source);
-    const target = new MemoryStore();
+    const target = keychainLike();
     const order: string[] = [];
     const result = await accounts.moveTo(target, async () => {
       order.push(`commit with ${Object.keys(await contents(target)).length} records in the target`);
@@ -83,7 +88,7 @@ describe('moving the accounts to another store', () => {
   test('recording the new store fails: nothing is deleted and the old store stays in use', async () => {
     const { source, accounts } = await setup();
     const before = await contents(source);
-    const target = new MemoryStore();
+    const target = keychainLike();
     await assert.rejects(accounts.moveTo(target, () => Promise.reject(new Error('config dir read-only'))), /config dir read-only/);
     assert.deepEqual(await contents(source), before);
     assert.equal(accounts.secretStore, source);
@@ -98,7 +103,7 @@ describe('moving the accounts to another store', () => {
     assert.deepEqual(result.leftovers, ['a@example.com']);
     assert.equal(await target.getPassword(STORE_SERVICE, 'a@example.com'), 'record');
     assert.equal(accounts.secretStore, target);
-    const cleaned = await accounts.deleteCopiesIn(new MemoryStore());
+    const cleaned = await accounts.deleteCopiesIn(keychainLike());
     assert.deepEqual(cleaned, { deleted: [], differing: [] });
   });
 
@@ -107,7 +112,7 @@ describe('moving the accounts to another store', () => {
     upstream.rotate = true;
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
-    const target = new MemoryStore();
+    const target = keychainLike();
     const moving = accounts.moveTo(target, () => held);
     // A refresh rotates the refresh token while the move waits on its commit.
     const token = broker.getToken({ account: 'alice@example.com', scopes: ScopeSet.parse('bigquery') });
@@ -120,9 +125,25 @@ describe('moving the accounts to another store', () => {
     assert.equal(await source.getPassword(STORE_SERVICE, 'alice@example.com'), null);
   });
 
+  test('regression: a second move while one runs is refused, and a move onto the store in use deletes nothing', async () => {
+    const { source, accounts } = await setup();
+    const before = await contents(source);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const first = accounts.migration(() => held);
+    await assert.rejects(accounts.migration(() => Promise.resolve()), /already in progress/);
+    release();
+    await first;
+    // Another handle on the same kind of store (a second keychain object, or a second FileStore on one file).
+    const sameKind = Object.assign(new MemoryStore(), { deletePassword: () => Promise.reject(new Error('must not be called')) });
+    await assert.rejects(accounts.moveTo(sameKind, () => Promise.resolve()), /already in memory/);
+    await assert.rejects(accounts.deleteCopiesIn(source), /is the store in use; no copy was deleted/);
+    assert.deepEqual(await contents(source), before, 'nothing was deleted');
+  });
+
   test('left-over copies are deleted only where the new store holds the same record', async () => {
     const { accounts, source } = await setup();
-    const leftovers = new MemoryStore();
+    const leftovers = keychainLike();
     await leftovers.setPassword(STORE_SERVICE, 'alice@example.com', (await source.getPassword(STORE_SERVICE, 'alice@example.com'))!);
     await leftovers.setPassword(STORE_SERVICE, 'bob@example.com', 'an older record');
     assert.deepEqual(await accounts.deleteCopiesIn(leftovers), { deleted: ['alice@example.com'], differing: ['bob@example.com'] });
