@@ -105,7 +105,7 @@ export async function selectStore(options: SelectStoreOptions): Promise<StoreSel
         });
       }
       // A file store this daemon cannot open (another passphrase) may hold accounts: warn.
-      const inFile = marker?.kind === 'file' ? await openFileStore(options).then(accountsIn, () => 1) : 0;
+      const inFile = marker?.kind === 'file' ? await openFileStore(options).then(accountsIn).catch(() => 1) : 0;
       return finish(
         { store: recording(keychain, 'keychain'), kind: 'keychain', reason: `chosen (${origin}): ${keychain.description}` },
         [inFile > 0 ? notVisible('file', 'keychain', configDir) : undefined, await leftoverWarning(marker, options)],
@@ -187,7 +187,7 @@ async function accountsIn(store: SecretStore): Promise<number> {
 async function leftoverWarning(marker: StoreMarker | undefined, options: StoreOpenOptions): Promise<string | undefined> {
   if (marker?.kind !== 'keychain') return undefined;
   const store = await openFileStore(options).catch(() => undefined);
-  const left = store === undefined ? 0 : await accountsIn(store);
+  const left = store === undefined ? 0 : await accountsIn(store).catch(() => 0);
   if (store === undefined || left === 0) return undefined;
   return `The file store ${store.path} still holds ${left === 1 ? 'an account record' : `${left} account records`} (a move to the keychain that did not finish): run \`tokend store migrate --to keychain\` to delete the copies the keychain also holds.`;
 }
