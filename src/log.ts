@@ -66,3 +66,16 @@ export function createLogger(options: LogOptions = {}): Logger {
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
+
+/**
+ * Counts occurrences by kind and says which deserve a log line: the first of each kind, then one per
+ * power of ten (10th, 100th, ...), so that a flood of refusals cannot flood the log.
+ */
+export function floodLimitedCounter(): (kind: string) => { count: number; log: boolean } {
+  const counts = new Map<string, number>();
+  return (kind) => {
+    const count = (counts.get(kind) ?? 0) + 1;
+    counts.set(kind, count);
+    return { count, log: Number.isInteger(Math.log10(count)) };
+  };
+}

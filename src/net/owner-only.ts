@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Server, Socket } from 'node:net';
-import type { Logger } from '../log.js';
+import { floodLimitedCounter, type Logger } from '../log.js';
 import { tcpPeerUid, type PeerUid, type TcpEnds } from './tcp-peer-uid.js';
 
 /**
@@ -96,18 +96,15 @@ export function acceptOwnerOnly(server: Server, options: OwnerOnlyOptions): Owne
   const lookup = options.lookup ?? ((ends: TcpEnds) => tcpPeerUid(ends));
   const sockets = new Set<Socket>();
   const accepted = new Set<Socket>();
-  const refusals = new Map<string, number>();
+  const countRefusal = floodLimitedCounter();
   let refused = 0;
   let closed = false;
 
   const refuse = (socket: Socket, why: string, uid?: number) => {
     socket.destroy();
     refused++;
-    // One line for the first refusal of each kind, then one per power of ten: a flood cannot flood the log.
-    const key = uid === undefined ? why : `uid ${uid}`;
-    const count = (refusals.get(key) ?? 0) + 1;
-    refusals.set(key, count);
-    if (Number.isInteger(Math.log10(count))) {
+    const { count, log } = countRefusal(uid === undefined ? why : `uid ${uid}`);
+    if (log) {
       options.logger?.warn(
         { event: 'connection_refused', listener: options.listener, reason: why, ...(uid === undefined ? {} : { uid }), count },
         'refused a connection',

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ProxiedRequestError, RequestRefusedError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { floodLimitedCounter, type Logger } from '../log.js';
 
 /** Headers a proxy or a relaying service adds: a request carrying one was not sent by a local program to us directly. */
 const PROXY_HEADERS = ['x-forwarded-for', 'forwarded', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip', 'via'];
@@ -22,12 +22,10 @@ function isLoopback(address: string | undefined): boolean {
  */
 export function installMetadataGuard(app: FastifyInstance, port: number, logger: Logger): void {
   const hosts = allowedHosts(port);
-  const refusalsLogged = new Map<string, number>();
+  const countRefusal = floodLimitedCounter();
   const refuse = (request: FastifyRequest, rule: string, error: Error) => {
-    // One line for the first refusal of each rule, then one per power of ten: a page cannot flood the log.
-    const count = (refusalsLogged.get(rule) ?? 0) + 1;
-    refusalsLogged.set(rule, count);
-    if (Number.isInteger(Math.log10(count))) {
+    const { count, log } = countRefusal(rule);
+    if (log) {
       logger.warn({ event: 'metadata_refused', rule, method: request.method, count }, 'refused a metadata request');
     }
     return error;

@@ -125,8 +125,10 @@ export async function selectStore(options: SelectStoreOptions): Promise<StoreSel
     }
 
     case 'auto': {
+      // Opened once (a passphrase costs a key derivation): read for the marker, reused by the fallback.
+      let opened: FileStore | undefined;
       if (marker?.kind === 'file') {
-        const store = await openFileStore(options);
+        const store = (opened = await openFileStore(options));
         const held = await accountsIn(store);
         if (held > 0) {
           // The accounts are in the file store: using the keychain now would start over there. If
@@ -162,7 +164,7 @@ export async function selectStore(options: SelectStoreOptions): Promise<StoreSel
           cause: probe.error,
         });
       }
-      const store = await openFileStore(options);
+      const store = opened ?? (await openFileStore(options));
       const reason = `auto: the OS keychain is not usable (${probe.reason}), so secrets are in ${store.path} (${store.encrypted ? 'encrypted' : 'not encrypted'})`;
       const warning = `The OS keychain is not usable (${probe.reason}); secrets are kept in the file ${store.path}, ${
         store.encrypted

@@ -10,8 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { BigQuery } from '@google-cloud/bigquery';
 import { TokendAuthClient } from '../../src/client/index.js';
 import { startBigQueryStandin, type BigQueryStandin } from '../helpers/bigquery-standin.js';
-import { obtainRedirectUrl } from '../helpers/consent-driver.js';
-import { daemonDirs, daemonEnv, startCli, startDaemonProcess, stopAllDaemons } from '../helpers/daemon-process.js';
+import { daemonDirs, daemonEnv, startDaemonProcess, stopAllDaemons, loginByPasteBack } from '../helpers/daemon-process.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -27,10 +26,8 @@ before(async () => {
   const dirs = daemonDirs();
   env = daemonEnv(dirs, { TOKEND_STORE: 'memory', BROWSER: 'false' });
   await startDaemonProcess({ name: 'bigquery', env, socket: dirs.socket });
-  const login = startCli(['login', '--client-secrets', oauth.writeClientSecrets(dirs.root), '--scopes', 'bigquery,devstorage.read_only', '--no-browser', '--default'], env);
-  const [, authUrl] = await login.waitForStderr(/^ {2}(http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)$/m);
-  login.writeStdin(`${await obtainRedirectUrl(authUrl!)}\n`);
-  assert.equal((await login.result).code, 0);
+  const clientFile = oauth.writeClientSecrets(dirs.root);
+  assert.equal((await loginByPasteBack(['--client-secrets', clientFile, '--scopes', 'bigquery,devstorage.read_only', '--default'], env)).code, 0);
 });
 after(async () => {
   await stopAllDaemons();

@@ -7,13 +7,11 @@ import assert from 'node:assert/strict';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { obtainRedirectUrl } from '../helpers/consent-driver.js';
-import { daemonDirs, daemonEnv, runCli, stopAllDaemons, startCli, startDaemonProcess } from '../helpers/daemon-process.js';
+import { daemonDirs, daemonEnv, runCli, stopAllDaemons, startDaemonProcess, loginByPasteBack } from '../helpers/daemon-process.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 import { requirements, skipUnless } from '../helpers/requirements.js';
 import { holdFsyncs } from '../helpers/strace.js';
 
-const AUTH_URL_LINE = /^ {2}(http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)$/m;
 
 let standin: StandinHandle;
 before(async () => {
@@ -33,10 +31,7 @@ describe('crash during a store write', { skip: skipUnless(requirements.strace) }
     const env = daemonEnv(dirs, { TOKEND_STORE: 'file', TOKEND_FILE_PASSPHRASE: 'correct horse battery staple', BROWSER: 'false' });
     const clientFile = standin.writeClientSecrets(dirs.root);
     const first = await startDaemonProcess({ name: 'crash-1', env, socket: dirs.socket });
-    const login = startCli(['login', '--client-secrets', clientFile, '--scopes', 'bigquery,cloud-platform', '--no-browser'], env);
-    const [, authUrl] = await login.waitForStderr(AUTH_URL_LINE);
-    login.writeStdin(`${await obtainRedirectUrl(authUrl!)}\n`);
-    assert.equal((await login.result).code, 0);
+    assert.equal((await loginByPasteBack(['--client-secrets', clientFile, '--scopes', 'bigquery,cloud-platform'], env)).code, 0);
 
     const tracer = await holdFsyncs(first.child.pid!, 30);
     try {

@@ -10,11 +10,10 @@ import { TokendClient } from '../../src/client/socket-client.js';
 import { DaemonUnreachableError } from '../../src/errors.js';
 import { after, before, describe, test } from 'node:test';
 import { consentViaHttp, obtainRedirectUrl } from '../helpers/consent-driver.js';
-import { daemonDirs, daemonEnv, runCli, stopAllDaemons, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
+import { AUTH_URL_LINE, daemonDirs, daemonEnv, runCli, stopAllDaemons, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 import { OTHER_UID, runAsOtherUser, skipUnlessSecondUser, startAsOtherUser } from '../helpers/second-user.js';
 
-const AUTH_URL_LINE = /^ {2}(http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)$/m;
 
 /**
  * Watches every process's argv, as any local user may, for what the browser opener of the sign-in on

@@ -10,12 +10,11 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { consentViaHttp, obtainRedirectUrl } from '../helpers/consent-driver.js';
-import { daemonDirs, daemonEnv, runCli, stopAllDaemons, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
+import { AUTH_URL_LINE, daemonDirs, daemonEnv, runCli, stopAllDaemons, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
 import { noSecretServiceEnv } from '../helpers/keyring-session.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 
 const G = 'https://www.googleapis.com/auth/';
-const AUTH_URL_LINE = /^ {2}(http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)$/m;
 
 let standin: StandinHandle;
 before(async () => {

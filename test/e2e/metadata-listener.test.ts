@@ -12,14 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { obtainRedirectUrl } from '../helpers/consent-driver.js';
-import { BIN, daemonDirs, daemonEnv, runCli, startCli, startDaemonProcess, stopAllDaemons, type DaemonProcess } from '../helpers/daemon-process.js';
+import { BIN, daemonDirs, daemonEnv, runCli, startDaemonProcess, stopAllDaemons, type DaemonProcess, loginByPasteBack } from '../helpers/daemon-process.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 import { requirements, skipUnless } from '../helpers/requirements.js';
 import { runAsOtherUser, skipUnlessSecondUser } from '../helpers/second-user.js';
 
 const G = 'https://www.googleapis.com/auth/';
-const AUTH_URL_LINE = /^ {2}(http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)$/m;
 const EMAIL = 'alice@example.com';
 const V1 = '/computeMetadata/v1';
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -44,10 +42,7 @@ before(async () => {
   env = daemonEnv(dirs, { TOKEND_STORE: 'memory', TOKEND_METADATA_PORT: String(port), TOKEND_PROJECT_NUMBER: '123456789012', BROWSER: 'false' });
   daemon = await startDaemonProcess({ name: 'metadata-listener', env, socket: dirs.socket });
   const clientFile = standin.writeClientSecrets(dirs.root);
-  const login = startCli(['login', '--client-secrets', clientFile, '--scopes', 'bigquery,cloud-platform', '--no-browser', '--default'], env);
-  const [, authUrl] = await login.waitForStderr(AUTH_URL_LINE);
-  login.writeStdin(`${await obtainRedirectUrl(authUrl!)}\n`);
-  assert.equal((await login.result).code, 0);
+  assert.equal((await loginByPasteBack(['--client-secrets', clientFile, '--scopes', 'bigquery,cloud-platform', '--default'], env)).code, 0);
 });
 after(async () => {
   await stopAllDaemons();

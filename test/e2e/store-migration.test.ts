@@ -9,14 +9,12 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { silentLogger } from '../../src/log.js';
 import { FileStore } from '../../src/store/file-store.js';
-import { obtainRedirectUrl } from '../helpers/consent-driver.js';
-import { daemonDirs, daemonEnv, runCli, startCli, startDaemonProcess, stopAllDaemons } from '../helpers/daemon-process.js';
+import { daemonDirs, daemonEnv, runCli, startDaemonProcess, stopAllDaemons, loginByPasteBack } from '../helpers/daemon-process.js';
 import { noSecretServiceEnv, startKeyringSession, type KeyringSession } from '../helpers/keyring-session.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 import { requirements, skipUnless } from '../helpers/requirements.js';
 import { holdFsyncs } from '../helpers/strace.js';
 
-const AUTH_URL_LINE = /^ {2}(http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)$/m;
 const PASSPHRASE = 'migration test passphrase';
 
 let standin: StandinHandle;
@@ -45,10 +43,7 @@ async function firstRunWithoutKeychain(name: string) {
   const clientFile = standin.writeClientSecrets(dirs.root);
   const daemon = await startDaemonProcess({ name, env, socket: dirs.socket });
   assert.equal(existsSync(join(dirs.configDir, 'store.json')), false, 'regression: a start with no account records no store');
-  const login = startCli(['login', '--client-secrets', clientFile, '--scopes', 'bigquery', '--no-browser', '--default'], env);
-  const [, authUrl] = await login.waitForStderr(AUTH_URL_LINE);
-  login.writeStdin(`${await obtainRedirectUrl(authUrl!)}\n`);
-  assert.equal((await login.result).code, 0);
+  assert.equal((await loginByPasteBack(['--client-secrets', clientFile, '--scopes', 'bigquery', '--default'], env)).code, 0);
   assert.match(readFileSync(join(dirs.configDir, 'store.json'), 'utf8'), /"kind":"file"/);
   await daemon.stop();
   // The same user, later, with a working keychain.

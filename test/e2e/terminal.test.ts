@@ -6,12 +6,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { consentViaHttp, obtainRedirectUrl } from '../helpers/consent-driver.js';
-import { BIN, daemonDirs, daemonEnv, startDaemonProcess, stopAllDaemons, type DaemonProcess } from '../helpers/daemon-process.js';
+import { AUTH_URL_LINE, BIN, daemonDirs, daemonEnv, startDaemonProcess, stopAllDaemons, type DaemonProcess } from '../helpers/daemon-process.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 import { requirements, skipUnless } from '../helpers/requirements.js';
 import { Terminal } from '../helpers/terminal.js';
 
-const AUTH_URL = /^ {2}(http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)$/m;
 
 let standin: StandinHandle;
 before(async () => {
@@ -42,7 +41,7 @@ describe('sign-in in a real terminal', { skip: skipUnless(requirements.tmux) }, 
       const [sttyBefore] = await terminal.waitFor(/^[0-9a-f]{32}/m);
       await terminal.type(`${login}; echo "exit=$?"`);
       await terminal.waitFor(/No browser can be opened here \(there is no display \(DISPLAY and WAYLAND_DISPLAY are unset\)\)/);
-      const [, authUrl] = await terminal.waitFor(AUTH_URL);
+      const [, authUrl] = await terminal.waitFor(AUTH_URL_LINE);
       assert.doesNotMatch(await terminal.screen(), /Opened the browser/);
       const redirect = await obtainRedirectUrl(authUrl!);
       await terminal.type(redirect);
@@ -64,7 +63,7 @@ describe('sign-in in a real terminal', { skip: skipUnless(requirements.tmux) }, 
     const { daemon, terminal, login } = await session('terminal-ssh', { SSH_CONNECTION: '10.0.0.2 50000 10.0.0.1 22', DISPLAY: ':0' });
     try {
       await terminal.type(`${login} --no-browser --default; echo "exit=$?"`);
-      const [, authUrl] = await terminal.waitFor(AUTH_URL);
+      const [, authUrl] = await terminal.waitFor(AUTH_URL_LINE);
       assert.equal((await consentViaHttp(authUrl!)).status, 200);
       await terminal.waitFor(/^exit=0$/m);
       const screen = await terminal.screen();

@@ -7,10 +7,9 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { obtainRedirectUrl } from '../helpers/consent-driver.js';
-import { daemonDirs, daemonEnv, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
+import { AUTH_URL_LINE, daemonDirs, daemonEnv, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 
-const AUTH_URL_LINE = /^ {2}(http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)$/m;
 const EXTRA = Array.from({ length: 10 }, (_, i) => `https://www.googleapis.com/auth/test.scope-${i}`);
 const subset = (n: number) => EXTRA.filter((_, i) => ((n + 1) >> i) & 1).join(',');
 

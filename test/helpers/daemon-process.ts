@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, createWriteStream, mkdirSync, mkdtempSync, type WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { obtainRedirectUrl, type ConsentOptions } from './consent-driver.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 export const BIN = join(ROOT, 'bin', 'tokend.js');
@@ -198,4 +199,18 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_
         check();
       }),
   };
+}
+
+/** The authorization URL as `tokend login` prints it: indented, alone on its line. */
+export const AUTH_URL_LINE = /^ {2}(http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)$/m;
+
+/**
+ * `tokend login --no-browser ARGS`, consenting over HTTP and pasting the redirect back as a user over
+ * SSH does. Resolves with the finished command.
+ */
+export async function loginByPasteBack(args: string[], env: NodeJS.ProcessEnv, consent: ConsentOptions = {}): Promise<CliResult> {
+  const login = startCli(['login', ...args, '--no-browser'], env);
+  const [, authUrl] = await login.waitForStderr(AUTH_URL_LINE);
+  login.writeStdin(`${await obtainRedirectUrl(authUrl!, consent)}\n`);
+  return login.result;
 }
