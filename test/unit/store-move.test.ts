@@ -116,7 +116,9 @@ describe('moving the accounts to another store', () => {
     const moving = accounts.moveTo(target, () => held);
     // A refresh rotates the refresh token while the move waits on its commit.
     const token = broker.getToken({ account: 'alice@example.com', scopes: ScopeSet.parse('bigquery') });
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // Until the refresh has its answer and is waiting to store the rotated token, then a few turns more.
+    while (upstream.refreshCalls.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
     assert.doesNotMatch((await source.getPassword(STORE_SERVICE, 'alice@example.com')) ?? '', /refresh-rotated/, 'not written to the old store');
     release();
     await moving;
