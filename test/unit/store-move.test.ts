@@ -117,7 +117,10 @@ describe('moving the accounts to another store', () => {
     // A refresh rotates the refresh token while the move waits on its commit.
     const token = broker.getToken({ account: 'alice@example.com', scopes: ScopeSet.parse('bigquery') });
     // Until the refresh has its answer and is waiting to store the rotated token, then a few turns more.
-    while (upstream.refreshCalls.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    for (let turn = 0; upstream.refreshCalls.length === 0; turn++) {
+      assert.ok(turn < 10_000, 'the refresh reached the upstream');
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
     assert.doesNotMatch((await source.getPassword(STORE_SERVICE, 'alice@example.com')) ?? '', /refresh-rotated/, 'not written to the old store');
     release();
