@@ -5,16 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { BIN, daemonDirs, daemonEnv, runCli, startDaemonProcess, stopAllDaemons, type DaemonProcess, loginByPasteBack } from '../helpers/daemon-process.js';
+import { startBigQueryStandin, type BigQueryStandin } from '../helpers/bigquery-standin.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
-import { requirements, skipUnless } from '../helpers/requirements.js';
+import { requirements, skipUnless, which } from '../helpers/requirements.js';
 import { runAsOtherUser, skipUnlessSecondUser } from '../helpers/second-user.js';
 
 const G = 'https://www.googleapis.com/auth/';
@@ -23,6 +24,7 @@ const V1 = '/computeMetadata/v1';
 const ROOT = new URL('../..', import.meta.url).pathname;
 
 let standin: StandinHandle;
+let bigquery: BigQueryStandin;
 let daemon: DaemonProcess;
 let env: NodeJS.ProcessEnv;
 let port: number;
@@ -37,6 +39,7 @@ async function freePort(): Promise<number> {
 
 before(async () => {
   standin = await startStandin();
+  bigquery = await startBigQueryStandin(standin);
   const dirs = daemonDirs();
   port = await freePort();
   env = daemonEnv(dirs, { TOKEND_STORE: 'memory', TOKEND_METADATA_PORT: String(port), TOKEND_PROJECT_NUMBER: '123456789012', BROWSER: 'false' });
@@ -46,6 +49,7 @@ before(async () => {
 });
 after(async () => {
   await stopAllDaemons();
+  await bigquery?.stop();
   await standin?.stop();
 });
 
@@ -227,6 +231,18 @@ describe('Google\'s own client libraries, unmodified', () => {
     const core = JSON.parse(config.stdout).core;
     assert.equal(core.account, EMAIL);
     assert.equal(core.project, 'tokend-test');
+  });
+
+  test('bq, with no gcloud login, runs a query with a token from the listener', { skip: skipUnless(requirements.gcloud) }, async () => {
+    const discovery = join(dirname(dirname(realpathSync(which('bq')!))), 'platform/bq/discovery_next/bigquery.json');
+    const before = bigquery.requests.length;
+    const query = "SELECT name, SUM(number) as total FROM `bigquery-public-data.usa_names.usa_1910_current` WHERE name = 'William' GROUP BY name";
+    const shell = `eval "$(${process.execPath} ${BIN} env)" && bq --api=${bigquery.endpoint} --discovery_file=${discovery} --format=json query --nouse_legacy_sql "$QUERY"`;
+    const result = await promisify(execFile)('bash', ['-c', shell], { env: { ...cleanEnv(), QUERY: query }, timeout: 90_000 });
+    assert.deepEqual(JSON.parse(result.stdout), [{ name: 'William', total: '4010729' }], result.stderr);
+    const made = bigquery.requests.slice(before);
+    assert.ok(made.some((request) => request.method === 'POST' && request.path.endsWith('/projects/tokend-test/jobs')), `bq inserted a job in the project tokend named: ${JSON.stringify(made)}`);
+    assert.ok(made.length > 0 && made.every((request) => request.authorized), 'every call carried a live token with a BigQuery scope');
   });
 
   test('TokendAuthClient gets its token over the socket from the real daemon, with exactly the scopes asked for', async () => {
