@@ -57,6 +57,13 @@ export type LoginStartResponse = LoginStarted & { store: StoreInfo };
 
 export type LoginState = { state: 'pending' } | { state: 'done'; outcome: LoginOutcome };
 
+/** `projectNumber` in the status document: gcloud ignores the metadata listener without the number. */
+export type ProjectNumberStatus =
+  | { state: 'configured'; projectNumber: string }
+  | { state: 'found'; projectId: string; projectNumber: string }
+  | { state: 'looking'; projectId: string }
+  | { state: 'unknown'; projectId?: string; reason: string; hint: string };
+
 export interface TokenResponse {
   access_token: string;
   expires_in: number;

@@ -155,4 +155,17 @@ export const mutants = [
   { id: 'metadata-options-accepted', file: 'src/server/metadata-guard.ts', from: "if (request.method === 'OPTIONS') {", to: 'if (false) {' },
   { id: 'metadata-forwarded-accepted', file: 'src/server/metadata-guard.ts', from: "const PROXY_HEADERS = ['x-forwarded-for', 'forwarded',", to: "const PROXY_HEADERS = ['x-forwarded-for'," },
   { id: 'metadata-any-uid', file: 'src/server/metadata-listener.ts', from: 'acceptOwnerOnly(app.server, {', to: 'void ({' },
+
+  // The project number gcloud needs.
+  {
+    id: 'project-lookup-widest-scope',
+    file: 'src/broker/project-number.ts',
+    from: "const LOOKUP_SCOPES = ['https://www.googleapis.com/auth/cloud-platform.read-only', 'https://www.googleapis.com/auth/cloud-platform'];",
+    to: "const LOOKUP_SCOPES = ['https://www.googleapis.com/auth/cloud-platform', 'https://www.googleapis.com/auth/cloud-platform.read-only'];",
+  },
+  { id: 'project-number-not-remembered', file: 'src/broker/project-number.ts', from: 'this.found.set(projectId, projectNumber);', to: '' },
+  { id: 'project-lookup-retried-at-once', file: 'src/broker/project-number.ts', from: 'const RETRY_AFTER_MS = 5 * 60_000;', to: 'const RETRY_AFTER_MS = 0;' },
+  { id: 'project-lookup-wait-unbounded', file: 'src/broker/project-number.ts', from: 'return await Promise.race([lookup, timeout]);', to: 'return await lookup;' },
+  { id: 'resource-manager-follows-redirects', file: 'src/oauth/resource-manager.ts', from: "redirect: 'error',", to: "redirect: 'follow'," },
+  { id: 'resource-manager-any-number', file: 'src/oauth/resource-manager.ts', from: "return typeof projectNumber === 'string' && /^\\d{1,20}$/.test(projectNumber) ? projectNumber : undefined;", to: "return typeof projectNumber === 'string' ? projectNumber : undefined;" },
 ];

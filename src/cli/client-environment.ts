@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../config/config.js';
+import type { ProjectNumberStatus } from '../protocol.js';
 import { shellQuote } from '../fs/private-path.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -81,4 +82,10 @@ export function shadowingWarnings(env: Env, listenerPort: number | undefined): s
     warnings.push(`gcloud remembered that it found no metadata server (${join(dir, 'gce')}); run \`rm ${shellQuote(join(dir, 'gce'))}\` once the listener runs`);
   }
   return warnings;
+}
+
+/** What makes gcloud ignore the listener for want of the project number, or undefined when nothing does. */
+export function projectNumberWarning(status: ProjectNumberStatus): string | undefined {
+  if (status.state !== 'unknown') return undefined;
+  return `gcloud ignores the metadata listener while the project number is unknown (${status.reason}): ${status.hint}`;
 }

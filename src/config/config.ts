@@ -1,6 +1,7 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import { ConfigError, isTokendError } from '../errors.js';
 import { readPrivateFileSync } from '../fs/private-path.js';
+import { GOOGLE_RESOURCE_MANAGER } from '../oauth/resource-manager.js';
 import { STORE_SETTINGS, type StoreSetting } from '../store/secret-store.js';
 import { defaultConfigDir, defaultSocketPath, type Env } from './paths.js';
 
@@ -21,6 +22,8 @@ export interface Settings {
   projectNumber: string | undefined;
   /** `instance/zone`, for programs that read it. */
   zone: string | undefined;
+  /** Where the project number is looked up when `projectNumber` is unset (Google's Resource Manager). */
+  resourceManagerUrl: string;
   /** Scope lists fetched for the default account at start and kept fresh (e.g. `["cloud-platform"]`). */
   prefetchScopes: string[];
   logLevel: string;
@@ -85,6 +88,20 @@ const matching =
     }
     return value;
   };
+/** https, or plain http to this machine only (a private endpoint's relay, a test stand-in). */
+const endpointUrl: Validator<string> = (value, { where, fix }) => {
+  let url: URL | undefined;
+  try {
+    url = typeof value === 'string' ? new URL(value) : undefined;
+  } catch {
+    url = undefined;
+  }
+  const loopback = url !== undefined && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+  if (url === undefined || !(url.protocol === 'https:' || (url.protocol === 'http:' && loopback))) {
+    throw new ConfigError(`${where} must be an https:// URL (plain http only on loopback) (got ${JSON.stringify(value)})`, { hint: fix });
+  }
+  return url.toString();
+};
 const stringList: Validator<string[]> = (value, { where, fix }) => {
   if (!Array.isArray(value) || value.length > 16 || !value.every((item) => typeof item === 'string' && item.trim() !== '')) {
     throw new ConfigError(`${where} must be a list of at most 16 scope lists, e.g. ["cloud-platform", "bigquery,devstorage.read_only"] (got ${JSON.stringify(value)})`, { hint: fix });
@@ -116,6 +133,7 @@ const specs: { [K in keyof Settings]: SettingSpec<K> } = {
   metadataAllowUnverifiedPeers: { fileKey: 'metadataAllowUnverifiedPeers', validate: bool, fallback: () => false },
   projectNumber: { fileKey: 'projectNumber', env: 'TOKEND_PROJECT_NUMBER', validate: matching(/^\d{1,20}$/, 'the project number (digits)'), fallback: () => undefined },
   prefetchScopes: { fileKey: 'prefetchScopes', validate: stringList, fallback: () => [] },
+  resourceManagerUrl: { fileKey: 'resourceManagerUrl', env: 'TOKEND_RESOURCE_MANAGER_URL', validate: endpointUrl, fallback: () => GOOGLE_RESOURCE_MANAGER },
   zone: { fileKey: 'zone', validate: matching(/^[a-z]+-[a-z]+\d+-[a-z]$/, 'a zone such as europe-west1-b'), fallback: () => undefined },
   logLevel: { fileKey: 'logLevel', env: 'TOKEND_LOG_LEVEL', validate: oneOf(LOG_LEVELS), fallback: () => 'info' },
   loginTimeoutSeconds: { fileKey: 'loginTimeoutSeconds', validate: int(10, 3600), fallback: () => 300 },

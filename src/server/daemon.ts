@@ -3,12 +3,14 @@ import type { FastifyInstance } from 'fastify';
 import { AccountRegistry } from '../broker/accounts.js';
 import { Broker, type FreshnessPolicy } from '../broker/broker.js';
 import { LoginManager } from '../broker/login.js';
+import { ProjectNumbers } from '../broker/project-number.js';
 import { ScopeSet } from '../broker/scopes.js';
 import { systemClock, type Clock } from '../clock.js';
 import { describeOrigin, type Config } from '../config/config.js';
 import { ConfigError, SocketInUseError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { daemonConnectionBudget } from '../net/owner-only.js';
+import { ResourceManager, type ProjectDirectory } from '../oauth/resource-manager.js';
 import { TokenEndpoint, type OAuthEndpoint } from '../oauth/token-endpoint.js';
 import { selectStore } from '../store/select-store.js';
 import { VERSION } from '../version.js';
@@ -23,6 +25,7 @@ export interface DaemonOptions {
   logger: Logger;
   clock?: Clock;
   upstream?: OAuthEndpoint;
+  projects?: ProjectDirectory;
   policy?: Partial<FreshnessPolicy>;
 }
 
@@ -76,6 +79,14 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const connections = daemonConnectionBudget();
   const logins = new LoginManager({ broker, upstream, clock, logger, timeoutMs: settings.loginTimeoutSeconds * 1000, connections });
 
+  const projectNumbers = new ProjectNumbers({
+    configured: settings.projectNumber,
+    broker,
+    directory: options.projects ?? new ResourceManager({ baseUrl: settings.resourceManagerUrl, timeoutMs: settings.upstreamTimeoutMs }),
+    clock,
+    logger,
+    howToSet: `put "projectNumber": "<digits>" in ${config.configFile}, or set TOKEND_PROJECT_NUMBER for the daemon (the number is on the project's page in the Cloud console)`,
+  });
   const info: DaemonInfo = {
     version: VERSION,
     pid: process.pid,
@@ -105,7 +116,12 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       },
       to,
     );
-  const app = buildApp({ broker, logger, management: { logins, info, now: () => clock.now(), migrateStore: migrate } });
+  const app = buildApp({
+    broker,
+    logger,
+    metadata: { projectNumbers, ...(settings.zone === undefined ? {} : { zone: settings.zone }) },
+    management: { logins, info, now: () => clock.now(), migrateStore: migrate, projectNumber: () => projectNumbers.status() },
+  });
 
   try {
     await app.listen({ path: settings.socket });
@@ -128,10 +144,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
         logger,
         port: settings.metadataPort,
         ipv6: settings.metadataIpv6,
-        facts: {
-          ...(settings.projectNumber === undefined ? {} : { projectNumber: settings.projectNumber }),
-          ...(settings.zone === undefined ? {} : { zone: settings.zone }),
-        },
+        facts: { projectNumbers, ...(settings.zone === undefined ? {} : { zone: settings.zone }) },
         connections,
         allowUnverifiedPeers: settings.metadataAllowUnverifiedPeers,
       });
@@ -141,6 +154,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       throw error;
     }
     info.metadata = { port: metadata.port, addresses: metadata.addresses, peerCheck: metadata.peerCheck };
+    // gcloud's first question is the project number: have it before gcloud asks.
+    projectNumbers.warm();
   }
   // The sets programs will ask for first thing: fetched now, and kept fresh whether used or not.
   for (const scopes of prefetch) {

@@ -3,7 +3,7 @@ import type { Broker, CallerInfo } from '../broker/broker.js';
 import type { LoginManager } from '../broker/login.js';
 import { ScopeSet } from '../broker/scopes.js';
 import { BadRequestError } from '../errors.js';
-import type { StoreInfo, StoreMoved } from '../protocol.js';
+import type { ProjectNumberStatus, StoreInfo, StoreMoved } from '../protocol.js';
 import type { PersistentStore } from './store-migration.js';
 import { sendJson } from './replies.js';
 
@@ -25,6 +25,8 @@ export interface ManagementDeps {
   /** Moves the accounts to another store (`tokend store migrate`). */
   migrateStore: (to: PersistentStore) => Promise<StoreMoved>;
   info: DaemonInfo;
+  /** The project number the metadata tree answers with, or why there is none. */
+  projectNumber: () => ProjectNumberStatus;
   now: () => number;
   callerOf: (request: FastifyRequest) => CallerInfo;
 }
@@ -70,6 +72,7 @@ export function registerManagementRoutes(app: FastifyInstance, deps: ManagementD
         metadata: info.metadata ?? null,
       },
       store: info.store,
+      projectNumber: deps.projectNumber(),
       ...broker.status(),
     });
   });

@@ -1,13 +1,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Broker, CallerInfo } from '../broker/broker.js';
+import type { ProjectNumbers } from '../broker/project-number.js';
 import { ScopeSet } from '../broker/scopes.js';
 import { BadRequestError, MissingMetadataFlavorError, NotFoundError, ProxiedRequestError } from '../errors.js';
 import { sendJson, sendListing, sendText } from './replies.js';
 
-/** What the metadata tree answers that no client file says (from the configuration). */
+/** What the metadata tree answers that no client file says. */
 export interface MetadataFacts {
   /** `project/numeric-project-id`: gcloud needs digits here to use the metadata server at all. */
-  projectNumber?: string;
+  projectNumbers?: ProjectNumbers;
   /** `instance/zone` as the short name (`europe-west1-b`); 404 when unset. */
   zone?: string;
 }
@@ -61,16 +62,23 @@ export function registerMetadataRoutes(app: FastifyInstance, deps: MetadataDeps)
   app.get(`${PREFIX}/universe/`, (_request, reply) => sendListing(reply, ['universe-domain']));
   app.get(`${PREFIX}/`, (_request, reply) => sendListing(reply, ['instance/', 'project/', 'universe/']));
   // Node's detection ping asks for `instance` without the slash.
-  const instanceEntries = () => ['service-accounts/', ...(deps.facts.zone === undefined || deps.facts.projectNumber === undefined ? [] : ['zone'])];
+  const instanceEntries = () => ['service-accounts/', ...(deps.facts.zone === undefined || deps.facts.projectNumbers?.known() === undefined ? [] : ['zone'])];
+  const projectNumber = async (): Promise<string> => {
+    const projectNumbers = deps.facts.projectNumbers;
+    const found = await projectNumbers?.resolve();
+    if (found !== undefined) return found;
+    const status = projectNumbers?.status();
+    const why = status?.state === 'unknown' ? status : { reason: 'it is still being looked up', hint: 'ask again in a few seconds; `tokend status` shows the lookup' };
+    throw new NotFoundError(`the project number is not known: ${why.reason}`, { hint: why.hint });
+  };
   app.get(`${PREFIX}/instance`, (_request, reply) => sendListing(reply, instanceEntries()));
   app.get(`${PREFIX}/instance/`, (_request, reply) => sendListing(reply, instanceEntries()));
-  app.get(`${PREFIX}/instance/zone`, (_request, reply) => {
+  app.get(`${PREFIX}/instance/zone`, async (_request, reply) => {
     const { zone } = deps.facts;
-    const projectNumber = deps.facts.projectNumber;
-    if (zone === undefined || projectNumber === undefined) {
-      throw new NotFoundError('no zone is configured (this is not a VM)', { hint: 'set "zone" and "projectNumber" in the config file if a program needs them (docs/configuration.md)' });
+    if (zone === undefined) {
+      throw new NotFoundError('no zone is configured (this is not a VM)', { hint: 'set "zone" in the config file if a program needs it (docs/configuration.md)' });
     }
-    return sendText(reply, `projects/${projectNumber}/zones/${zone}`);
+    return sendText(reply, `projects/${await projectNumber()}/zones/${zone}`);
   });
 
   app.get(`${PREFIX}/instance/service-accounts/`, (request, reply) => {
@@ -145,15 +153,7 @@ export function registerMetadataRoutes(app: FastifyInstance, deps: MetadataDeps)
     return sendText(reply, projectId);
   });
 
-  app.get(`${PREFIX}/project/numeric-project-id`, (_request, reply) => {
-    const { projectNumber } = deps.facts;
-    if (projectNumber === undefined) {
-      throw new NotFoundError('the project number is not known', {
-        hint: 'set "projectNumber" in the config file (`gcloud projects describe PROJECT_ID --format="value(projectNumber)"` prints it); gcloud needs it to use this listener',
-      });
-    }
-    return sendText(reply, projectNumber);
-  });
+  app.get(`${PREFIX}/project/numeric-project-id`, async (_request, reply) => sendText(reply, await projectNumber()));
 
   app.get(`${PREFIX}/universe/universe-domain`, (_request, reply) => sendText(reply, 'googleapis.com'));
 }

@@ -7,14 +7,14 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { BIN, daemonDirs, daemonEnv, runCli, startDaemonProcess, stopAllDaemons, type DaemonProcess, loginByPasteBack } from '../helpers/daemon-process.js';
+import { BIN, daemonDirs, daemonEnv, freePort, runCli, startDaemonProcess, stopAllDaemons, type DaemonProcess, loginByPasteBack } from '../helpers/daemon-process.js';
 import { startBigQueryStandin, type BigQueryStandin } from '../helpers/bigquery-standin.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
+import { startResourceManagerStandin, type ResourceManagerStandin } from '../helpers/resource-manager-standin.js';
 import { requirements, skipUnless, which } from '../helpers/requirements.js';
 import { runAsOtherUser, skipUnlessSecondUser } from '../helpers/second-user.js';
 
@@ -25,24 +25,18 @@ const ROOT = new URL('../..', import.meta.url).pathname;
 
 let standin: StandinHandle;
 let bigquery: BigQueryStandin;
+let resourceManager: ResourceManagerStandin;
 let daemon: DaemonProcess;
 let env: NodeJS.ProcessEnv;
 let port: number;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port: free } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return free;
-}
-
 before(async () => {
   standin = await startStandin();
   bigquery = await startBigQueryStandin(standin);
+  resourceManager = await startResourceManagerStandin(standin, { 'tokend-test': '123456789012' });
   const dirs = daemonDirs();
   port = await freePort();
-  env = daemonEnv(dirs, { TOKEND_STORE: 'memory', TOKEND_METADATA_PORT: String(port), TOKEND_PROJECT_NUMBER: '123456789012', BROWSER: 'false' });
+  env = daemonEnv(dirs, { TOKEND_STORE: 'memory', TOKEND_METADATA_PORT: String(port), TOKEND_RESOURCE_MANAGER_URL: resourceManager.endpoint, BROWSER: 'false' });
   daemon = await startDaemonProcess({ name: 'metadata-listener', env, socket: dirs.socket });
   const clientFile = standin.writeClientSecrets(dirs.root);
   assert.equal((await loginByPasteBack(['--client-secrets', clientFile, '--scopes', 'bigquery,cloud-platform', '--default'], env)).code, 0);
@@ -50,6 +44,7 @@ before(async () => {
 after(async () => {
   await stopAllDaemons();
   await bigquery?.stop();
+  await resourceManager?.stop();
   await standin?.stop();
 });
 
@@ -276,5 +271,14 @@ describe('Google\'s own client libraries, unmodified', () => {
     for (const token of [result.token, result.token2]) {
       assert.equal((await standin.introspect(token)).active, true, 'a live token');
     }
+  });
+});
+
+describe('the project number gcloud needs', () => {
+  test('was looked up once, from the Resource Manager with the account\'s own token, and is shown by status', async () => {
+    assert.equal((await get(`${V1}/project/numeric-project-id`)).body, '123456789012');
+    assert.deepEqual(resourceManager.requests, [{ path: '/v1/projects/tokend-test', scope: `${G}cloud-platform`, status: 200 }], 'one lookup for the whole run, narrowed to cloud-platform');
+    assert.match((await runCli(['status'], env)).stdout, /^project: {2}tokend-test, number 123456789012 \(from the Resource Manager\)$/m);
+    assert.match(daemon.log(), /"event":"project_number_found","project":"tokend-test","project_number":"123456789012"/);
   });
 });

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { appendFileSync, createWriteStream, mkdirSync, mkdtempSync, type WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +41,15 @@ export function daemonDirs(): { root: string; socket: string; configDir: string 
 /** The environment of a daemon and of the CLIs that talk to it, kept to `dirs`. */
 export function daemonEnv(dirs: { socket: string; configDir: string }, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { ...process.env, TOKEND_SOCKET: dirs.socket, TOKEND_CONFIG_DIR: dirs.configDir, ...extra };
+}
+
+/** A loopback TCP port free a moment ago, for a daemon's metadata listener. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 export interface CliResult {

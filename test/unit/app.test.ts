@@ -3,8 +3,10 @@ import { describe, test } from 'node:test';
 import { AccountRegistry } from '../../src/broker/accounts.js';
 import { Broker } from '../../src/broker/broker.js';
 import { LoginManager } from '../../src/broker/login.js';
+import { ProjectNumbers } from '../../src/broker/project-number.js';
 import { ScopeSet } from '../../src/broker/scopes.js';
 import { ManualClock } from '../../src/clock.js';
+import { UpstreamRejectedError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { Secret } from '../../src/secret.js';
 import { buildApp } from '../../src/server/app.js';
@@ -40,12 +42,24 @@ async function setup({ management = true, loggedIn = true } = {}) {
     store: { kind: 'memory', description: 'memory', reason: 'test' },
     configFile: '/tmp/config.json',
   };
+  const directory = {
+    refuse: false,
+    projectNumber(projectId: string) {
+      return directory.refuse
+        ? Promise.reject(new UpstreamRejectedError(`the Resource Manager does not show project ${projectId} to this account (HTTP 403)`, { hint: 'x' }))
+        : Promise.resolve('123456789012');
+    },
+  };
+  const projectNumbers = new ProjectNumbers({ configured: undefined, broker, directory, clock, logger: silentLogger(), howToSet: 'put "projectNumber" in the config' });
   const app = buildApp({
     broker,
     logger: silentLogger(),
-    ...(management ? { management: { logins, info, now: () => clock.now(), migrateStore: () => Promise.reject(new Error('not in these tests')) } } : {}),
+    metadata: { projectNumbers, zone: 'europe-west1-b' },
+    ...(management
+      ? { management: { logins, info, now: () => clock.now(), migrateStore: () => Promise.reject(new Error('not in these tests')), projectNumber: () => projectNumbers.status() } }
+      : {}),
   });
-  return { app, upstream, clock, broker };
+  return { app, upstream, clock, broker, directory };
 }
 
 describe('metadata routes', () => {
@@ -162,6 +176,28 @@ describe('metadata routes', () => {
     const redirect = await app.inject({ url: '/computeMetadata/v1/instance/service-accounts/default', headers: FLAVOR });
     assert.equal(redirect.statusCode, 301);
     assert.equal(redirect.headers['metadata-flavor'], 'Google');
+  });
+
+  test('project/numeric-project-id and instance/zone: the number looked up for the default account\'s project', async () => {
+    const { app } = await setup();
+    const number = await app.inject({ url: '/computeMetadata/v1/project/numeric-project-id', headers: FLAVOR });
+    assert.equal(number.statusCode, 200);
+    assert.equal(number.body, '123456789012');
+    assert.equal(number.headers['content-type'], 'application/text');
+    const zone = await app.inject({ url: '/computeMetadata/v1/instance/zone', headers: FLAVOR });
+    assert.equal(zone.body, 'projects/123456789012/zones/europe-west1-b');
+    assert.deepEqual((await app.inject({ url: '/tokend/v1/status' })).json().projectNumber, { state: 'found', projectId: 'fake-project', projectNumber: '123456789012' });
+  });
+
+  test('a project number that cannot be looked up: a 404 that says why and how to set it', async () => {
+    const { app, directory } = await setup();
+    directory.refuse = true;
+    const res = await app.inject({ url: '/computeMetadata/v1/project/numeric-project-id', headers: FLAVOR });
+    assert.equal(res.statusCode, 404);
+    assert.equal(res.headers['content-type'], 'application/json');
+    assert.match(res.json().error.message, /^the project number is not known: looking it up failed: the Resource Manager does not show project fake-project/);
+    assert.equal(res.json().error.hint, 'put "projectNumber" in the config');
+    assert.equal((await app.inject({ url: '/tokend/v1/status' })).json().projectNumber.state, 'unknown');
   });
 
   test('not logged in: a clear 404 that says how to log in', async () => {

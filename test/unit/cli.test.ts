@@ -4,7 +4,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { describe, test } from 'node:test';
+import { createServer } from 'node:http';
+import { after, before, describe, test } from 'node:test';
 import { loginCommand } from '../../src/broker/login-command.js';
 import { ScopeSet } from '../../src/broker/scopes.js';
 import { openBrowser, whyNoBrowser } from '../../src/cli/browser.js';
@@ -172,14 +173,27 @@ describe('test requirements (test helper)', () => {
   });
 });
 
+/** Answers `status` on a Unix socket as a daemon would, with `projectNumber` as given. */
+async function statusServer(projectNumber: () => unknown): Promise<{ socket: string; close(): void }> {
+  const socket = join(mkdtempSync(join(tmpdir(), 'tokend-env-')), 'tokend.sock');
+  const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ projectNumber: projectNumber() })));
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  return { socket, close: () => server.close() };
+}
+
 describe('tokend env and the metadata listener', () => {
+  let daemon: { socket: string; close(): void };
+  let projectNumber: unknown = { state: 'found', projectId: 'p', projectNumber: '1' };
+  before(async () => (daemon = await statusServer(() => projectNumber)));
+  after(() => daemon.close());
+
   test('with the listener configured, all three GCE_METADATA_* variables point at it', async () => {
-    const sh = await cli(['env'], { TOKEND_SOCKET: '/s/t.sock', TOKEND_METADATA_PORT: '8085' });
+    const sh = await cli(['env'], { TOKEND_SOCKET: daemon.socket, TOKEND_METADATA_PORT: '8085' });
     assert.equal(
       sh.stdout,
-      'export GCE_METADATA_HOST=127.0.0.1:8085;\nexport GCE_METADATA_IP=127.0.0.1:8085;\nexport GCE_METADATA_ROOT=127.0.0.1:8085;\nexport TOKEND_SOCKET=/s/t.sock;\n',
+      `export GCE_METADATA_HOST=127.0.0.1:8085;\nexport GCE_METADATA_IP=127.0.0.1:8085;\nexport GCE_METADATA_ROOT=127.0.0.1:8085;\nexport TOKEND_SOCKET=${daemon.socket};\n`,
     );
-    assert.doesNotMatch(sh.stderr, /listener is off/);
+    assert.equal(sh.stderr, '');
     const off = await cli(['env'], { TOKEND_SOCKET: '/s/t.sock' });
     assert.doesNotMatch(off.stdout, /GCE_METADATA/);
     assert.match(off.stderr, /^warning: the metadata listener is off.*TOKEND_METADATA_PORT=8085/m);
@@ -187,7 +201,7 @@ describe('tokend env and the metadata listener', () => {
 
   test('each cause that would make clients ignore tokend is warned about when present, and not otherwise', async () => {
     const gcloud = mkdtempSync(join(tmpdir(), 'tokend-gcloud-'));
-    const base = { TOKEND_SOCKET: '/s/t.sock', TOKEND_METADATA_PORT: '8085', CLOUDSDK_CONFIG: gcloud };
+    const base = { TOKEND_SOCKET: daemon.socket, TOKEND_METADATA_PORT: '8085', CLOUDSDK_CONFIG: gcloud };
     assert.equal((await cli(['env'], base)).stderr, '', 'a clean environment gets no warning');
 
     assert.match((await cli(['env'], { ...base, GOOGLE_APPLICATION_CREDENTIALS: '/k.json' })).stderr, /GOOGLE_APPLICATION_CREDENTIALS is set \(\/k\.json\).*`unset GOOGLE_APPLICATION_CREDENTIALS`/);
@@ -202,5 +216,19 @@ describe('tokend env and the metadata listener', () => {
     assert.doesNotMatch(all, /GOOGLE_APPLICATION_CREDENTIALS/);
     writeFileSync(join(gcloud, 'configurations', 'config_default'), '[compute]\naccount = not-core@example.com\n');
     assert.doesNotMatch((await cli(['env'], base)).stderr, /logged in as/, 'an account outside [core] is not gcloud\'s account');
+  });
+
+  test('the daemon\'s word on the project number: a warning with its reason and hint when unknown, none otherwise', async () => {
+    const env = { TOKEND_SOCKET: daemon.socket, TOKEND_METADATA_PORT: '8085', CLOUDSDK_CONFIG: mkdtempSync(join(tmpdir(), 'tokend-gcloud-')) };
+    projectNumber = { state: 'unknown', projectId: 'p', reason: 'WHY', hint: 'HOW' };
+    assert.equal((await cli(['env'], env)).stderr, 'warning: gcloud ignores the metadata listener while the project number is unknown (WHY): HOW\n');
+    for (const known of [{ state: 'looking', projectId: 'p' }, { state: 'configured', projectNumber: '2' }]) {
+      projectNumber = known;
+      assert.equal((await cli(['env'], env)).stderr, '', known.state);
+    }
+    const gone = await cli(['env'], { ...env, TOKEND_SOCKET: join(tmpdir(), 'no-such-tokend', 'tokend.sock') });
+    assert.equal(gone.code, 0);
+    assert.match(gone.stderr, /^warning: no tokend is running on .*no-such-tokend\/tokend\.sock.*, so programs pointed at it get no tokens: start it with `tokend serve`/);
+    assert.doesNotMatch((await cli(['env'], { TOKEND_SOCKET: '/nowhere/t.sock' })).stderr, /no tokend is running/, 'without the listener the daemon is not asked');
   });
 });

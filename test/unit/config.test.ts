@@ -43,6 +43,17 @@ test('bad values are rejected with where they came from', () => {
   assert.throws(() => loadConfig({}, { TOKEND_CONFIG_DIR: configDirWith({ loginTimeoutSeconds: 5 }) }), /loginTimeoutSeconds.*from 10 to 3600/);
 });
 
+test('resourceManagerUrl: Google\'s by default; https, or plain http to loopback only', () => {
+  const dir = configDirWith({});
+  assert.equal(loadConfig({}, { TOKEND_CONFIG_DIR: dir }).settings.resourceManagerUrl, 'https://cloudresourcemanager.googleapis.com');
+  for (const good of ['https://crm.example.internal/', 'http://127.0.0.1:9000/', 'http://localhost:9000/', 'http://[::1]:9000/']) {
+    assert.equal(loadConfig({}, { TOKEND_CONFIG_DIR: dir, TOKEND_RESOURCE_MANAGER_URL: good }).settings.resourceManagerUrl, good);
+  }
+  for (const bad of ['http://crm.example/', 'ftp://127.0.0.1/', 'not a url']) {
+    assert.throws(() => loadConfig({}, { TOKEND_CONFIG_DIR: dir, TOKEND_RESOURCE_MANAGER_URL: bad }), /TOKEND_RESOURCE_MANAGER_URL must be an https:\/\/ URL \(plain http only on loopback\)/, bad);
+  }
+});
+
 test('the passphrase comes from the environment only: a config file naming one is refused', () => {
   const config = loadConfig({}, { TOKEND_CONFIG_DIR: configDirWith({}), TOKEND_FILE_PASSPHRASE: 'pw' });
   assert.equal(config.filePassphrase, 'pw');

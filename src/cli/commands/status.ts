@@ -3,6 +3,7 @@ import { parseFlags } from '../args.js';
 import { clientFor, socketOption } from '../context.js';
 import { line, type Io } from '../io.js';
 import { apiScopeList } from '../scope-names.js';
+import type { ProjectNumberStatus } from '../../protocol.js';
 
 export const summary = 'daemon, store, accounts, granted scopes, health, cached tokens';
 export const usage = `Usage: tokend status [--json]
@@ -19,6 +20,7 @@ interface StatusDocument {
     metadata: { port: number; addresses: string[]; peerCheck: 'uid' | 'unverified' } | null;
   };
   store: { kind: string; description: string; reason: string; warning?: string };
+  projectNumber: ProjectNumberStatus;
   accounts: Array<{
     email: string;
     default: boolean;
@@ -55,6 +57,19 @@ export function describeUpstream(upstream: StatusDocument['accounts'][number]['u
   return parts.length === 0 ? undefined : parts.join('; ');
 }
 
+function describeProjectNumber(project: ProjectNumberStatus): string[] {
+  switch (project.state) {
+    case 'configured':
+      return [`project:  number ${project.projectNumber} (configured)`];
+    case 'found':
+      return [`project:  ${project.projectId}, number ${project.projectNumber} (from the Resource Manager)`];
+    case 'looking':
+      return [`project:  ${project.projectId}, number being looked up`];
+    case 'unknown':
+      return [`project:  ${project.projectId === undefined ? '' : `${project.projectId}, `}number UNKNOWN: ${project.reason}`, `          gcloud ignores the metadata listener without it: ${project.hint}`];
+  }
+}
+
 export async function run(argv: string[], io: Io): Promise<number> {
   const { values } = parseFlags('status', argv, { json: { type: 'boolean' }, ...socketOption });
   const status = (await clientFor(io, values.socket).status()) as unknown as StatusDocument;
@@ -72,6 +87,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       ? 'metadata: off (Google SDKs and gcloud need it: set TOKEND_METADATA_PORT=8085 for the daemon; `tokend env` prints the rest)'
       : `metadata: ${metadata.addresses.map((address) => (address.includes(':') ? `[${address}]` : address)).join(', ')} port ${metadata.port}, ${metadata.peerCheck === 'uid' ? 'your own user only' : 'ANY LOCAL USER (the owner cannot be checked on this platform)'}`,
   );
+  if (metadata !== null) for (const text of describeProjectNumber(status.projectNumber)) out(text);
   out(`store:    ${store.description}`);
   out(`          ${store.reason}`);
   if (store.warning !== undefined) out(`warning:  ${store.warning}`);
