@@ -2,25 +2,69 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../config/config.js';
-import type { ProjectNumberStatus } from '../protocol.js';
+import { TokendClient } from '../client/socket-client.js';
+import { isTokendError } from '../errors.js';
 import { shellQuote } from '../fs/private-path.js';
+import type { ProjectNumberStatus } from '../protocol.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+/** A shell's start-up must not hang on a stuck daemon. */
+const DAEMON_TIMEOUT_MS = 2_000;
+
+/** What the running daemon says of itself, or why it could not be asked. */
+type DaemonAnswer =
+  | { running: true; metadataPort: number | undefined; projectNumber: ProjectNumberStatus | undefined }
+  | { running: false; problem: string };
+
+interface StatusView {
+  daemon?: { metadata?: { port?: unknown } | null };
+  projectNumber?: ProjectNumberStatus;
+}
+
+async function askDaemon(socketPath: string): Promise<DaemonAnswer> {
+  try {
+    const status = (await new TokendClient({ socketPath, timeoutMs: DAEMON_TIMEOUT_MS }).status()) as StatusView;
+    const port = status.daemon?.metadata?.port;
+    return { running: true, metadataPort: typeof port === 'number' ? port : undefined, projectNumber: status.projectNumber };
+  } catch (error) {
+    const hint = isTokendError(error) ? error.hint : undefined;
+    return { running: false, problem: `${(error as Error).message}, so programs pointed at it get no tokens${hint === undefined ? '' : `: ${hint}`}` };
+  }
+}
+
 /**
- * The variables that point programs at this user's tokend: TOKEND_SOCKET for tokend's own clients,
- * and, when the metadata listener is configured, all three GCE_METADATA_* (Node and Go read HOST,
- * Python's ping reads IP, Python 1.x and gcloud read ROOT).
+ * The variables that point programs at this user's tokend — TOKEND_SOCKET for tokend's own clients
+ * and, when there is a metadata listener, all three GCE_METADATA_* (Node and Go read HOST, Python's
+ * ping reads IP, Python 1.x and gcloud read ROOT) — and the warnings about what would still keep
+ * Google's clients from tokend. The running daemon's listener wins over this shell's configuration:
+ * the daemon may have been started with a TOKEND_METADATA_PORT this shell does not have, or without
+ * the one it has. Only when no daemon answers is the configuration taken at its word.
  */
-export function clientEnvironment(config: Config): Record<string, string> {
+export async function pointAtDaemon(config: Config, env: Env): Promise<{ variables: Record<string, string>; warnings: string[] }> {
+  const daemon = await askDaemon(config.settings.socket);
+  const port = daemon.running ? daemon.metadataPort : config.settings.metadataPort;
   const variables: Record<string, string> = {};
-  const port = config.settings.metadataPort;
   if (port !== undefined) {
     const listener = `127.0.0.1:${port}`;
     Object.assign(variables, { GCE_METADATA_HOST: listener, GCE_METADATA_IP: listener, GCE_METADATA_ROOT: listener });
   }
   variables.TOKEND_SOCKET = config.settings.socket;
-  return variables;
+
+  const warnings: string[] = [];
+  if (!daemon.running) warnings.push(daemon.problem);
+  if (port === undefined) {
+    const what = daemon.running ? 'the running daemon has no metadata listener' : 'the metadata listener is off';
+    warnings.push(
+      `${what}, so Google's SDKs and gcloud cannot get tokens from tokend: set TOKEND_METADATA_PORT=8085 (or "metadataPort": 8085 in ${config.configFile}) for the daemon and restart it`,
+    );
+  }
+  warnings.push(...shadowingWarnings(env));
+  const projectNumber = daemon.running && port !== undefined ? daemon.projectNumber : undefined;
+  if (projectNumber?.state === 'unknown') {
+    warnings.push(`gcloud ignores the metadata listener while the project number is unknown (${projectNumber.reason}): ${projectNumber.hint}`);
+  }
+  return { variables, warnings };
 }
 
 /** gcloud's configuration directory, as gcloud finds it. */
@@ -57,13 +101,8 @@ function gcloudAccount(dir: string): string | undefined {
  * order: GOOGLE_APPLICATION_CREDENTIALS, gcloud's ADC file, the metadata server), each with the
  * command that removes the cause.
  */
-export function shadowingWarnings(env: Env, listenerPort: number | undefined): string[] {
+function shadowingWarnings(env: Env): string[] {
   const warnings: string[] = [];
-  if (listenerPort === undefined) {
-    warnings.push(
-      'the metadata listener is off, so Google\'s SDKs and gcloud cannot get tokens from tokend: set TOKEND_METADATA_PORT=8085 (or "metadataPort" in the config file) for the daemon and restart it',
-    );
-  }
   const keyFile = env.GOOGLE_APPLICATION_CREDENTIALS;
   if (keyFile !== undefined && keyFile !== '') {
     warnings.push(`GOOGLE_APPLICATION_CREDENTIALS is set (${keyFile}): clients use that file, not tokend; run \`unset GOOGLE_APPLICATION_CREDENTIALS\``);
@@ -84,8 +123,3 @@ export function shadowingWarnings(env: Env, listenerPort: number | undefined): s
   return warnings;
 }
 
-/** What makes gcloud ignore the listener for want of the project number, or undefined when nothing does. */
-export function projectNumberWarning(status: ProjectNumberStatus): string | undefined {
-  if (status.state !== 'unknown') return undefined;
-  return `gcloud ignores the metadata listener while the project number is unknown (${status.reason}): ${status.hint}`;
-}

@@ -162,7 +162,10 @@ describe('the metadata tree on TCP', () => {
   });
 });
 
-/** The daemon's environment as a fresh login shell would have it: no gcloud files, no key file. */
+/**
+ * A fresh login shell: no gcloud files, no key file, and no TOKEND_METADATA_PORT — the daemon was
+ * started with it, as README says, and `tokend env` finds the listener by asking the daemon.
+ */
 function cleanEnv(): NodeJS.ProcessEnv {
   const home = mkdtempSync(join(tmpdir(), 'tokend-adc-'));
   return {
@@ -171,7 +174,6 @@ function cleanEnv(): NodeJS.ProcessEnv {
     CLOUDSDK_CONFIG: join(home, 'gcloud'),
     TOKEND_SOCKET: env.TOKEND_SOCKET,
     TOKEND_CONFIG_DIR: env.TOKEND_CONFIG_DIR,
-    TOKEND_METADATA_PORT: env.TOKEND_METADATA_PORT,
   };
 }
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { createServer } from 'node:http';
-import { after, before, describe, test } from 'node:test';
+import { after, before, beforeEach, describe, test } from 'node:test';
 import { loginCommand } from '../../src/broker/login-command.js';
 import { ScopeSet } from '../../src/broker/scopes.js';
 import { openBrowser, whyNoBrowser } from '../../src/cli/browser.js';
@@ -173,28 +173,53 @@ describe('test requirements (test helper)', () => {
   });
 });
 
-/** Answers `status` on a Unix socket as a daemon would, with `projectNumber` as given. */
-async function statusServer(projectNumber: () => unknown): Promise<{ socket: string; close(): void }> {
+/** Answers `status` on a Unix socket as a daemon would, with its listener and project number as given. */
+async function statusServer(status: () => unknown): Promise<{ socket: string; close(): void }> {
   const socket = join(mkdtempSync(join(tmpdir(), 'tokend-env-')), 'tokend.sock');
-  const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ projectNumber: projectNumber() })));
+  const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(status())));
   await new Promise<void>((resolve) => server.listen(socket, resolve));
   return { socket, close: () => server.close() };
 }
 
 describe('tokend env and the metadata listener', () => {
   let daemon: { socket: string; close(): void };
+  let metadata: unknown = { port: 8085, addresses: ['127.0.0.1'], peerCheck: 'uid' };
   let projectNumber: unknown = { state: 'found', projectId: 'p', projectNumber: '1' };
-  before(async () => (daemon = await statusServer(() => projectNumber)));
+  before(async () => (daemon = await statusServer(() => ({ daemon: { metadata }, projectNumber }))));
   after(() => daemon.close());
+  beforeEach(() => {
+    metadata = { port: 8085, addresses: ['127.0.0.1'], peerCheck: 'uid' };
+    projectNumber = { state: 'found', projectId: 'p', projectNumber: '1' };
+  });
 
-  test('with the listener configured, all three GCE_METADATA_* variables point at it', async () => {
+  test('with a listener, all three GCE_METADATA_* variables point at it', async () => {
     const sh = await cli(['env'], { TOKEND_SOCKET: daemon.socket, TOKEND_METADATA_PORT: '8085' });
     assert.equal(
       sh.stdout,
       `export GCE_METADATA_HOST=127.0.0.1:8085;\nexport GCE_METADATA_IP=127.0.0.1:8085;\nexport GCE_METADATA_ROOT=127.0.0.1:8085;\nexport TOKEND_SOCKET=${daemon.socket};\n`,
     );
     assert.equal(sh.stderr, '');
-    const off = await cli(['env'], { TOKEND_SOCKET: '/s/t.sock' });
+  });
+
+  test('the running daemon\'s listener wins over this shell\'s configuration, both ways', async () => {
+    // Started as README says (`TOKEND_METADATA_PORT=8085 tokend serve`): this shell has no such variable.
+    metadata = { port: 9123, addresses: ['127.0.0.1'], peerCheck: 'uid' };
+    const found = await cli(['env', '--json'], { TOKEND_SOCKET: daemon.socket });
+    assert.equal(JSON.parse(found.stdout).GCE_METADATA_ROOT, '127.0.0.1:9123');
+    assert.equal(found.stderr, '');
+    metadata = null;
+    const none = await cli(['env'], { TOKEND_SOCKET: daemon.socket, TOKEND_METADATA_PORT: '8085' });
+    assert.doesNotMatch(none.stdout, /GCE_METADATA/, 'not pointed at a port the daemon does not listen on');
+    assert.match(none.stderr, /^warning: the running daemon has no metadata listener.*set TOKEND_METADATA_PORT=8085 \(or "metadataPort": 8085 in .*config\.json\) for the daemon and restart it/m);
+  });
+
+  test('no daemon: the configuration is taken at its word, with a warning that says how to start it', async () => {
+    const socket = join(tmpdir(), 'no-such-tokend', 'tokend.sock');
+    const configured = await cli(['env'], { TOKEND_SOCKET: socket, TOKEND_METADATA_PORT: '8085' });
+    assert.equal(configured.code, 0);
+    assert.match(configured.stdout, /^export GCE_METADATA_HOST=127\.0\.0\.1:8085;$/m);
+    assert.match(configured.stderr, /^warning: no tokend is running on .*no-such-tokend\/tokend\.sock.*, so programs pointed at it get no tokens: start it with `tokend serve`/m);
+    const off = await cli(['env'], { TOKEND_SOCKET: socket });
     assert.doesNotMatch(off.stdout, /GCE_METADATA/);
     assert.match(off.stderr, /^warning: the metadata listener is off.*TOKEND_METADATA_PORT=8085/m);
   });
@@ -219,16 +244,12 @@ describe('tokend env and the metadata listener', () => {
   });
 
   test('the daemon\'s word on the project number: a warning with its reason and hint when unknown, none otherwise', async () => {
-    const env = { TOKEND_SOCKET: daemon.socket, TOKEND_METADATA_PORT: '8085', CLOUDSDK_CONFIG: mkdtempSync(join(tmpdir(), 'tokend-gcloud-')) };
+    const env = { TOKEND_SOCKET: daemon.socket, CLOUDSDK_CONFIG: mkdtempSync(join(tmpdir(), 'tokend-gcloud-')) };
     projectNumber = { state: 'unknown', projectId: 'p', reason: 'WHY', hint: 'HOW' };
     assert.equal((await cli(['env'], env)).stderr, 'warning: gcloud ignores the metadata listener while the project number is unknown (WHY): HOW\n');
     for (const known of [{ state: 'looking', projectId: 'p' }, { state: 'configured', projectNumber: '2' }]) {
       projectNumber = known;
       assert.equal((await cli(['env'], env)).stderr, '', known.state);
     }
-    const gone = await cli(['env'], { ...env, TOKEND_SOCKET: join(tmpdir(), 'no-such-tokend', 'tokend.sock') });
-    assert.equal(gone.code, 0);
-    assert.match(gone.stderr, /^warning: no tokend is running on .*no-such-tokend\/tokend\.sock.*, so programs pointed at it get no tokens: start it with `tokend serve`/);
-    assert.doesNotMatch((await cli(['env'], { TOKEND_SOCKET: '/nowhere/t.sock' })).stderr, /no tokend is running/, 'without the listener the daemon is not asked');
   });
 });

@@ -1,24 +1,21 @@
-import { TokendClient } from '../../client/socket-client.js';
 import { loadConfig } from '../../config/config.js';
-import { ExitCode, isTokendError, UsageError } from '../../errors.js';
+import { ExitCode, UsageError } from '../../errors.js';
 import { shellQuote } from '../../fs/private-path.js';
 import { parseFlags } from '../args.js';
 import { socketOption } from '../context.js';
 import { line, type Io } from '../io.js';
-import type { ProjectNumberStatus } from '../../protocol.js';
-import { clientEnvironment, projectNumberWarning, shadowingWarnings } from '../client-environment.js';
-
-/** A shell's start-up must not hang on a stuck daemon. */
-const DAEMON_TIMEOUT_MS = 2_000;
+import { pointAtDaemon } from '../client-environment.js';
 
 export const summary = 'print shell lines that point clients at the daemon';
 export const usage = `Usage: tokend env [--shell sh|fish] [--json]
 
-Prints the environment that points programs at this user's tokend, worked out the way the daemon
-and every command work it out (flag, environment, config file, default): TOKEND_SOCKET, and
-GCE_METADATA_HOST, GCE_METADATA_IP and GCE_METADATA_ROOT when the metadata listener is configured.
-Warnings on stderr name what would make Google's clients ignore tokend; with the listener configured,
-the daemon is asked (at most 2 s) whether it runs and knows the project number gcloud needs.
+Prints the environment that points programs at this user's tokend: TOKEND_SOCKET (found as every
+command finds it: flag, environment, config file, default), and GCE_METADATA_HOST, GCE_METADATA_IP
+and GCE_METADATA_ROOT when there is a metadata listener. The running daemon is asked (at most 2 s)
+where its listener is, so a daemon started with TOKEND_METADATA_PORT is found from any shell; when no
+daemon answers, the configuration is used. Warnings on stderr name what would make Google's clients
+ignore tokend: no daemon, no listener, a key file or gcloud login that takes precedence, gcloud's
+cached "not on GCE", an unknown project number.
 
   eval "$(tokend env)"
   curl -s --unix-socket "$TOKEND_SOCKET" -H 'Metadata-Flavor: Google' \\
@@ -28,18 +25,6 @@ the daemon is asked (at most 2 s) whether it runs and knows the project number g
   --json           print the variables as a JSON object
   --socket PATH    the daemon's socket`;
 
-/** The daemon's own word on the project number (its environment may differ from this shell's). */
-async function daemonWarnings(socketPath: string): Promise<string[]> {
-  try {
-    const status = (await new TokendClient({ socketPath, timeoutMs: DAEMON_TIMEOUT_MS }).status()) as { projectNumber?: ProjectNumberStatus };
-    const warning = status.projectNumber === undefined ? undefined : projectNumberWarning(status.projectNumber);
-    return warning === undefined ? [] : [warning];
-  } catch (error) {
-    const hint = isTokendError(error) ? error.hint : undefined;
-    return [`${(error as Error).message}, so programs pointed at it get no tokens${hint === undefined ? '' : `: ${hint}`}`];
-  }
-}
-
 export async function run(argv: string[], io: Io): Promise<number> {
   const { values } = parseFlags('env', argv, { shell: { type: 'string' }, json: { type: 'boolean' }, ...socketOption });
   const shell = values.shell ?? 'sh';
@@ -47,9 +32,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     throw new UsageError(`unknown shell "${shell}"`, { hint: 'give --shell sh (bash, zsh and other POSIX shells) or --shell fish' });
   }
   const config = loadConfig(values.socket === undefined ? {} : { socket: values.socket }, io.env);
-  const variables = clientEnvironment(config);
-  const warnings = shadowingWarnings(io.env, config.settings.metadataPort);
-  if (config.settings.metadataPort !== undefined) warnings.push(...(await daemonWarnings(config.settings.socket)));
+  const { variables, warnings } = await pointAtDaemon(config, io.env);
   for (const warning of warnings) line(io.stderr, `warning: ${warning}`);
   if (values.json === true) {
     line(io.stdout, JSON.stringify(variables, null, 2));

@@ -3,7 +3,7 @@ import { constants } from 'node:os';
 import { loadConfig, withoutSecrets } from '../../config/config.js';
 import { UsageError } from '../../errors.js';
 import { parseFlags } from '../args.js';
-import { clientEnvironment, shadowingWarnings } from '../client-environment.js';
+import { pointAtDaemon } from '../client-environment.js';
 import { socketOption } from '../context.js';
 import { line, type Io } from '../io.js';
 
@@ -31,10 +31,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
     throw new UsageError('no command to run', { hint: 'put it after --: `tokend exec --scopes bigquery -- bq ls`' });
   }
   const config = loadConfig(values.socket === undefined ? {} : { socket: values.socket }, io.env);
-  for (const warning of shadowingWarnings(io.env, config.settings.metadataPort)) line(io.stderr, `warning: ${warning}`);
+  const { variables, warnings } = await pointAtDaemon(config, io.env);
+  for (const warning of warnings) line(io.stderr, `warning: ${warning}`);
   const env = {
     ...withoutSecrets(io.env),
-    ...clientEnvironment(config),
+    ...variables,
     ...(values.scopes === undefined ? {} : { TOKEND_SCOPES: values.scopes }),
     ...(values.account === undefined ? {} : { TOKEND_ACCOUNT: values.account }),
   };
