@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { loadConfig, withoutSecrets } from '../../config/config.js';
 import { UsageError } from '../../errors.js';
@@ -41,21 +41,19 @@ export async function run(argv: string[], io: Io): Promise<number> {
   };
   // Listening before the spawn: until then a signal would kill tokend and orphan the command. Node
   // runs signal listeners from the event loop, after spawn() has returned, so `child` is set by then.
-  let child: ChildProcess | undefined;
-  const forward = (signal: NodeJS.Signals) => child?.kill(signal);
+  const forward = (signal: NodeJS.Signals) => child.kill(signal);
   for (const signal of FORWARDED) process.on(signal, forward);
-  child = spawn(command[0]!, command.slice(1), { stdio: 'inherit', env });
+  const child = spawn(command[0]!, command.slice(1), { stdio: 'inherit', env });
   try {
-    const running = child;
     return await new Promise<number>((resolve, reject) => {
-      running.once('error', (error: NodeJS.ErrnoException) =>
+      child.once('error', (error: NodeJS.ErrnoException) =>
         reject(
           new UsageError(`cannot run ${command[0]!} (${error.code ?? 'error'})`, {
             hint: error.code === 'ENOENT' ? `check that ${command[0]!} is installed and on the PATH` : 'check the command and its permissions',
           }),
         ),
       );
-      running.once('exit', (code, signal) => resolve(signal === null ? (code ?? 1) : 128 + (constants.signals[signal] ?? 0)));
+      child.once('exit', (code, signal) => resolve(signal === null ? (code ?? 1) : 128 + (constants.signals[signal] ?? 0)));
     });
   } finally {
     for (const signal of FORWARDED) process.removeListener(signal, forward);
