@@ -70,7 +70,7 @@ export class ProjectNumbers {
     if (this.known() === undefined) void this.lookUp();
   }
 
-  /** Starts a lookup that is due, so that what it says is being done is. */
+  /** What is known, for `tokend status`; a lookup that is due is started first, so "looking" is true when said. */
   status(): ProjectNumberStatus {
     const { configured } = this.deps;
     if (configured !== undefined) return { state: 'configured', projectNumber: configured };

@@ -122,4 +122,3 @@ function shadowingWarnings(env: Env): string[] {
   }
   return warnings;
 }
-
