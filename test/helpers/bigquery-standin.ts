@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { serveOnLoopback } from './loopback-server.js';
 import type { StandinHandle } from './oauth-standin.js';
 
 /** Scopes BigQuery accepts for a query job. */
@@ -60,13 +60,7 @@ export async function startBigQueryStandin(oauth: StandinHandle): Promise<BigQue
     return send(404, { error: { code: 404, message: `no such method: ${req.method} ${url.pathname}`, status: 'NOT_FOUND' } });
   };
 
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    requests,
-    stop: () => new Promise((resolve) => server.close(() => resolve())),
-  };
+  return { ...(await serveOnLoopback(server)), requests };
 }
 
 function job(projectId: string, jobId: string) {

@@ -1,5 +1,5 @@
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { serveOnLoopback } from './loopback-server.js';
 import type { StandinHandle } from './oauth-standin.js';
 
 /** Scopes that may read a project (`resourcemanager.projects.get`). */
@@ -38,11 +38,5 @@ export async function startResourceManagerStandin(oauth: StandinHandle, projects
       res.writeHead(status, { 'content-type': 'application/json; charset=UTF-8' }).end(JSON.stringify(body));
     })();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    requests,
-    stop: () => new Promise((resolve) => server.close(() => resolve())),
-  };
+  return { ...(await serveOnLoopback(server)), requests };
 }
