@@ -18,7 +18,8 @@ import { startMetadataListener, type MetadataListener } from './metadata-listene
 import { migrateStore, type PersistentStore } from './store-migration.js';
 import { buildApp } from './app.js';
 import type { DaemonInfo } from './management-routes.js';
-import { clearStaleSocket, prepareSocketDirectory } from './socket-path.js';
+import { listenOnDescriptor, unixSocketPath, type InheritedSockets } from './inherited-sockets.js';
+import { checkInheritedSocket, clearStaleSocket, prepareSocketDirectory } from './socket-path.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -26,6 +27,8 @@ export interface DaemonOptions {
   clock?: Clock;
   upstream?: OAuthEndpoint;
   projects?: ProjectDirectory;
+  /** Listening sockets a service manager bound (systemd socket activation): used, never unlinked. */
+  inherited?: InheritedSockets;
   policy?: Partial<FreshnessPolicy>;
 }
 
@@ -54,9 +57,12 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     }
   });
 
+  const inherited = options.inherited ?? {};
   // The socket first: a second daemon must fail before it touches the store or its marker.
-  await prepareSocketDirectory(settings.socket);
-  await clearStaleSocket(settings.socket);
+  if (inherited.unix === undefined) {
+    await prepareSocketDirectory(settings.socket);
+    await clearStaleSocket(settings.socket);
+  }
 
   const selection = await selectStore({
     setting: settings.store,
@@ -124,7 +130,12 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   });
 
   try {
-    await app.listen({ path: settings.socket });
+    if (inherited.unix === undefined) {
+      await app.listen({ path: settings.socket });
+    } else {
+      await adoptInheritedSocket(inherited.unix, settings.socket, logger);
+      await listenOnDescriptor(app, inherited.unix);
+    }
   } catch (error) {
     await broker.stop();
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
@@ -134,15 +145,16 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     }
     throw error;
   }
-  await chmod(settings.socket, 0o600);
-  const socketIno = (await lstat(settings.socket)).ino;
+  if (inherited.unix === undefined) await chmod(settings.socket, 0o600);
+  const socketIno = inherited.unix === undefined ? (await lstat(settings.socket)).ino : undefined;
   let metadata: MetadataListener | undefined;
-  if (settings.metadataPort !== undefined) {
+  if (settings.metadataPort !== undefined || inherited.metadata !== undefined) {
     try {
       metadata = await startMetadataListener({
         broker,
         logger,
-        port: settings.metadataPort,
+        port: settings.metadataPort ?? 0,
+        ...(inherited.metadata === undefined ? {} : { fd: inherited.metadata }),
         ipv6: settings.metadataIpv6,
         facts: { projectNumbers, ...(settings.zone === undefined ? {} : { zone: settings.zone }) },
         connections,
@@ -175,9 +187,10 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       await logins.closeAll('the daemon is shutting down');
       await Promise.all([app.close(), metadata?.close()]);
       await broker.stop();
-      // Node removes the socket it bound; make sure, without touching a socket a newer daemon created.
+      // Node removes the socket it bound; make sure, without touching a socket a newer daemon created
+      // or one the service manager bound (it stays, to start the next daemon).
       try {
-        if ((await lstat(settings.socket)).ino === socketIno) await unlink(settings.socket);
+        if (socketIno !== undefined && (await lstat(settings.socket)).ino === socketIno) await unlink(settings.socket);
       } catch {
         // already gone
       }
@@ -186,4 +199,19 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     return closing;
   };
   return { socket: settings.socket, broker, app, info, close };
+}
+
+/** The inherited socket is where clients look for it, and as private as one tokend binds itself. */
+async function adoptInheritedSocket(fd: number, expected: string, logger: Logger): Promise<void> {
+  const path = unixSocketPath(fd);
+  if (path === undefined) {
+    throw new ConfigError('the socket the service manager passed as "tokend" is not a Unix socket bound to a path', {
+      hint: 'give the Unix socket\'s unit ListenStream=%t/tokend/tokend.sock and FileDescriptorName=tokend',
+    });
+  }
+  await checkInheritedSocket(path);
+  if (path !== expected) {
+    logger.warn({ event: 'socket_path_differs', socket: path, expected }, `the service manager's socket is ${path}, but clients look for ${expected}`);
+  }
+  logger.info({ event: 'socket_inherited', socket: path }, `serving on the socket the service manager passed (${path})`);
 }

@@ -20,8 +20,9 @@ function isLoopback(address: string | undefined): boolean {
  * browser (DNS rebinding, CORS) or a service that can be made to fetch URLs (SSRF) could send is
  * refused with a 403 that names the rule and nothing else. No CORS header is ever sent.
  */
-export function installMetadataGuard(app: FastifyInstance, port: number, logger: Logger): void {
-  const hosts = allowedHosts(port);
+export function installMetadataGuard(app: FastifyInstance, port: () => number, logger: Logger): void {
+  // The port is known once the listener listens (an inherited socket brings its own), before any request.
+  let hosts: Set<string> | undefined;
   const countRefusal = floodLimitedCounter();
   const refuse = (request: FastifyRequest, rule: string, error: Error) => {
     const { count, log } = countRefusal(rule);
@@ -41,6 +42,7 @@ export function installMetadataGuard(app: FastifyInstance, port: number, logger:
     if (headers.origin !== undefined) {
       return done(refuse(request, 'origin', new RequestRefusedError('requests with an Origin header (sent by web pages) are refused', { hint: HINT })));
     }
+    hosts ??= allowedHosts(port());
     if (headers.host === undefined || !hosts.has(headers.host.toLowerCase())) {
       return done(refuse(request, 'host', new RequestRefusedError('the Host header is not one this listener answers to', { hint: HINT })));
     }

@@ -4,6 +4,7 @@ import { ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { acceptOwnerOnly, type ConnectionBudget } from '../net/owner-only.js';
 import { buildApp } from './app.js';
+import { listenOnDescriptor } from './inherited-sockets.js';
 import { installMetadataGuard } from './metadata-guard.js';
 import type { MetadataFacts } from './metadata-routes.js';
 
@@ -17,6 +18,8 @@ export interface MetadataListenerOptions {
   connections: ConnectionBudget;
   /** Start even where the owner of a connection cannot be looked up (macOS). */
   allowUnverifiedPeers: boolean;
+  /** A listening TCP socket the service manager bound (socket activation), used instead of binding. */
+  fd?: number;
   platform?: NodeJS.Platform;
 }
 
@@ -27,6 +30,8 @@ export interface MetadataListener {
   peerCheck: 'uid' | 'unverified';
   close(): Promise<void>;
 }
+
+const LOOPBACK = new Set(['127.0.0.1', '::1']);
 
 /** Keep-alive clients (Google's libraries keep one or two each) and gcloud's one connection per call. */
 const MAX_CONNECTIONS = 128;
@@ -45,16 +50,16 @@ export async function startMetadataListener(options: MetadataListenerOptions): P
       hint: 'every local user could get your tokens from it; if you are the only user of this machine, set "metadataAllowUnverifiedPeers": true in the config file (docs/configuration.md)',
     });
   }
-  const hosts = options.ipv6 ? ['127.0.0.1', '::1'] : ['127.0.0.1'];
+  const hosts = options.fd !== undefined ? ['inherited'] : options.ipv6 ? ['127.0.0.1', '::1'] : ['127.0.0.1'];
   const apps: Array<ReturnType<typeof buildApp>> = [];
   let port = options.port;
   try {
-    for (const host of hosts) {
+    for (const [index, host] of hosts.entries()) {
       const app = buildApp({
         broker: options.broker,
         logger: options.logger,
         callerOf: (request) => ({ transport: 'tcp', ...(request.socket.remotePort === undefined ? {} : { port: request.socket.remotePort }) }),
-        guard: (instance) => installMetadataGuard(instance, options.port, options.logger),
+        guard: (instance) => installMetadataGuard(instance, () => port, options.logger),
         metadata: options.facts,
       });
       acceptOwnerOnly(app.server, {
@@ -64,9 +69,17 @@ export async function startMetadataListener(options: MetadataListenerOptions): P
         whenUnsupported: options.allowUnverifiedPeers ? 'accept' : 'refuse',
         logger: options.logger,
       });
-      await app.listen({ host, port });
-      port = (app.server.address() as AddressInfo).port;
       apps.push(app);
+      if (options.fd === undefined) await app.listen({ host, port });
+      else await listenOnDescriptor(app, options.fd);
+      const address = app.server.address();
+      if (options.fd !== undefined && (typeof address !== 'object' || address === null || !LOOPBACK.has(address.address))) {
+        throw new ConfigError(`the socket the service manager passed as "metadata" is not on loopback (${typeof address === 'object' && address !== null ? address.address : String(address)})`, {
+          hint: 'give its socket unit ListenStream=127.0.0.1:PORT (or [::1]:PORT) and FileDescriptorName=metadata',
+        });
+      }
+      port = (address as AddressInfo).port;
+      hosts[index] = (address as AddressInfo).address;
     }
   } catch (error) {
     await Promise.all(apps.map((app) => app.close()));

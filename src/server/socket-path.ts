@@ -2,7 +2,7 @@ import { lstat, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { SocketInUseError, UnsafePathError } from '../errors.js';
-import { ensurePrivateDir } from '../fs/private-path.js';
+import { checkOwner, ensurePrivateDir } from '../fs/private-path.js';
 
 const CONNECT_PROBE_MS = 1000;
 
@@ -52,4 +52,20 @@ export async function clearStaleSocket(socketPath: string): Promise<void> {
     });
   }
   await unlink(socketPath);
+}
+
+/**
+ * A Unix socket a service manager bound for the daemon: its directory must be private as ours would
+ * be (0700, yours), the socket yours and 0600 — the unit decides these (DirectoryMode=, SocketMode=),
+ * and a unit that got them wrong must not hand every local user the tokens.
+ */
+export async function checkInheritedSocket(socketPath: string): Promise<void> {
+  await ensurePrivateDir(dirname(socketPath), { create: false, others: 'refuse', what: 'socket' });
+  const info = await lstat(socketPath);
+  checkOwner(info, socketPath);
+  if (!info.isSocket() || (info.mode & 0o077) !== 0) {
+    throw new UnsafePathError(`the socket the service manager passed (${socketPath}) is ${info.isSocket() ? `mode ${(info.mode & 0o777).toString(8)}, open to others` : 'not a socket'}`, {
+      hint: 'set SocketMode=0600 and DirectoryMode=0700 in the socket unit, then `systemctl --user daemon-reload && systemctl --user restart tokend.socket`',
+    });
+  }
 }

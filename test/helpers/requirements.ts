@@ -20,6 +20,7 @@ export const requirements = {
   strace: { binaries: ['strace'], aptPackages: ['strace'] },
   tmux: { binaries: ['tmux'], aptPackages: ['tmux'] },
   fish: { binaries: ['fish'], aptPackages: ['fish'] },
+  systemdSocketActivate: { binaries: ['systemd-socket-activate'], aptPackages: ['systemd'] },
   /** The Cloud SDK comes from Google's own apt repository (packages.cloud.google.com), not Debian's. */
   gcloud: { binaries: ['gcloud', 'bq'], aptPackages: ['google-cloud-cli'] },
   /** Debian's python3-google-auth, run with the system python (not a pyenv shim). */

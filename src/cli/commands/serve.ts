@@ -3,6 +3,7 @@ import { defaultSocketPath, type Env } from '../../config/paths.js';
 import { ExitCode, UsageError } from '../../errors.js';
 import { createLogger } from '../../log.js';
 import { startDaemon } from '../../server/daemon.js';
+import { takeInheritedSockets } from '../../server/inherited-sockets.js';
 import { disableCoreDumps } from '../../server/process-hardening.js';
 import { parseFlags } from '../args.js';
 import type { Io } from '../io.js';
@@ -52,7 +53,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
   process.on('unhandledRejection', (reason) => {
     logger.error({ event: 'unhandled_rejection', err: reason }, 'unhandled promise rejection');
   });
-  const daemon = await startDaemon({ config, logger });
+  // From process.env itself, and removed there: no child may believe the sockets are its own.
+  const daemon = await startDaemon({ config, logger, inherited: takeInheritedSockets(process.env) });
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
