@@ -62,6 +62,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   if (inherited.unix === undefined) {
     await prepareSocketDirectory(settings.socket);
     await clearStaleSocket(settings.socket);
+  } else {
+    await adoptInheritedSocket(inherited.unix, settings.socket, logger);
   }
 
   const selection = await selectStore({
@@ -133,7 +135,6 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     if (inherited.unix === undefined) {
       await app.listen({ path: settings.socket });
     } else {
-      await adoptInheritedSocket(inherited.unix, settings.socket, logger);
       await listenOnDescriptor(app, inherited.unix);
     }
   } catch (error) {
