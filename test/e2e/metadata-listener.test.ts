@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -15,6 +14,7 @@ import { BIN, daemonDirs, daemonEnv, freePort, runCli, startDaemonProcess, stopA
 import { startBigQueryStandin, type BigQueryStandin } from '../helpers/bigquery-standin.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 import { startResourceManagerStandin, type ResourceManagerStandin } from '../helpers/resource-manager-standin.js';
+import { getMetadata } from '../helpers/metadata-client.js';
 import { requirements, skipUnless, which } from '../helpers/requirements.js';
 import { runAsOtherUser, skipUnlessSecondUser } from '../helpers/second-user.js';
 
@@ -48,23 +48,7 @@ after(async () => {
   await standin?.stop();
 });
 
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-function get(path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method, headers: { host: `127.0.0.1:${port}`, 'metadata-flavor': 'Google', ...headers } }, (res) => {
-      let body = '';
-      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+const get = (path: string, headers: Record<string, string> = {}, method = 'GET') => getMetadata(port, path, headers, method);
 
 describe('the metadata tree on TCP', () => {
   const routes: Array<[string, number]> = [

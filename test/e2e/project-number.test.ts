@@ -5,9 +5,9 @@
  * is answered as is.
  */
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { daemonDirs, daemonEnv, freePort, loginByPasteBack, runCli, startDaemonProcess, stopAllDaemons, type DaemonProcess } from '../helpers/daemon-process.js';
+import { getMetadata } from '../helpers/metadata-client.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 import { startResourceManagerStandin, type ResourceManagerStandin } from '../helpers/resource-manager-standin.js';
 
@@ -43,16 +43,9 @@ after(async () => {
   await oauth?.stop();
 });
 
-function numericProjectId(): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/computeMetadata/v1/project/numeric-project-id', headers: { 'metadata-flavor': 'Google' } }, (res) => {
-      let body = '';
-      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+async function numericProjectId(): Promise<{ status: number; body: string }> {
+  const { status, body } = await getMetadata(port, '/computeMetadata/v1/project/numeric-project-id');
+  return { status, body };
 }
 
 async function until(condition: () => boolean, what: string): Promise<void> {

@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, lstatSync, mkdirSync } from 'node:fs';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BIN, daemonDirs, daemonEnv, freePort, loginByPasteBack, runCli } from '../helpers/daemon-process.js';
+import { getMetadata } from '../helpers/metadata-client.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 import { requirements, skipUnless } from '../helpers/requirements.js';
 
@@ -17,18 +17,6 @@ const G = 'https://www.googleapis.com/auth/';
 let oauth: StandinHandle;
 before(async () => (oauth = await startStandin()));
 after(async () => oauth?.stop());
-
-function metadataToken(port: number): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/computeMetadata/v1/instance/service-accounts/default/token?scopes=bigquery', headers: { 'metadata-flavor': 'Google' } }, (res) => {
-      let body = '';
-      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 async function waitForLog(daemon: ChildProcess, log: () => string, pattern: RegExp): Promise<void> {
   for (let i = 0; i < 200 && !pattern.test(log()); i++) {
@@ -45,7 +33,7 @@ async function tokensOverBoth(env: NodeJS.ProcessEnv, port: number): Promise<voi
   const overUnix = await runCli(['token', '--scopes', 'bigquery'], env);
   assert.equal(overUnix.code, 0, overUnix.stderr);
   assert.equal((await oauth.introspect(overUnix.stdout.trim())).scope, `${G}bigquery`);
-  const overTcp = await metadataToken(port);
+  const overTcp = await getMetadata(port, '/computeMetadata/v1/instance/service-accounts/default/token?scopes=bigquery');
   assert.equal(overTcp.status, 200, overTcp.body);
   assert.equal((await oauth.introspect(JSON.parse(overTcp.body).access_token)).active, true);
 }
