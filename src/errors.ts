@@ -98,6 +98,7 @@ export class StoreMismatchError extends define('store_mismatch', 500, ExitCode.s
 // Daemon, socket and configuration (mostly seen by the CLI)
 export class DaemonUnreachableError extends define('daemon_unreachable', 503, ExitCode.daemonUnreachable) {}
 export class SocketInUseError extends define('socket_in_use', 500, ExitCode.failure) {}
+export class ServiceManagerError extends define('service_manager_failed', 500, ExitCode.failure) {}
 export class UnsafePathError extends define('unsafe_path', 500, ExitCode.config) {}
 export class ConfigError extends define('config_invalid', 500, ExitCode.config) {}
 export class UsageError extends define('usage', 400, ExitCode.usage) {}
@@ -127,6 +128,7 @@ export const errorClasses = [
   StoreMismatchError,
   DaemonUnreachableError,
   SocketInUseError,
+  ServiceManagerError,
   UnsafePathError,
   ConfigError,
   UsageError,

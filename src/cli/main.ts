@@ -6,6 +6,7 @@ import * as exec from './commands/exec.js';
 import * as login from './commands/login.js';
 import * as logout from './commands/logout.js';
 import * as serve from './commands/serve.js';
+import * as service from './commands/service.js';
 import * as status from './commands/status.js';
 import * as store from './commands/store.js';
 import * as token from './commands/token.js';
@@ -19,7 +20,7 @@ interface Command {
   run(argv: string[], io: Io): Promise<number>;
 }
 
-const commands: Record<string, Command> = { serve, login, token, status, default: defaultAccount, logout, env, exec, store };
+const commands: Record<string, Command> = { serve, login, token, status, default: defaultAccount, logout, env, exec, store, service };
 
 function help(): string {
   const width = Math.max(...Object.keys(commands).map((name) => name.length));

@@ -141,6 +141,9 @@ const specs: { [K in keyof Settings]: SettingSpec<K> } = {
   upstreamTimeoutMs: { fileKey: 'upstreamTimeoutMs', validate: int(100, 20_000), fallback: () => 10_000 },
 };
 
+/** Every variable that changes what `tokend serve` does (secrets aside), for a service to be given the same. */
+export const SETTINGS_ENVIRONMENT: readonly string[] = ['TOKEND_CONFIG_DIR', ...Object.values(specs).flatMap((spec) => (spec.env === undefined ? [] : [spec.env]))];
+
 function readConfigFile(path: string): Record<string, unknown> {
   let text: string;
   try {

@@ -21,6 +21,9 @@ export const requirements = {
   tmux: { binaries: ['tmux'], aptPackages: ['tmux'] },
   fish: { binaries: ['fish'], aptPackages: ['fish'] },
   systemdSocketActivate: { binaries: ['systemd-socket-activate'], aptPackages: ['systemd'] },
+  systemdAnalyze: { binaries: ['systemd-analyze'], aptPackages: ['systemd'] },
+  /** The system python's plistlib (standard library), a real property-list parser. */
+  pythonPlistlib: { binaries: ['/usr/bin/python3'], aptPackages: ['python3'] },
   /** The Cloud SDK comes from Google's own apt repository (packages.cloud.google.com), not Debian's. */
   gcloud: { binaries: ['gcloud', 'bq'], aptPackages: ['google-cloud-cli'] },
   /** Debian's python3-google-auth, run with the system python (not a pyenv shim). */

@@ -1,0 +1,31 @@
+import { execFile } from 'node:child_process';
+
+export interface CommandResult {
+  /** The exit status; undefined when the program could not be started or was stopped at the time limit. */
+  status: number | undefined;
+  stdout: string;
+  stderr: string;
+  /** The program is not installed (ENOENT). */
+  missing: boolean;
+  timedOut: boolean;
+}
+
+export type RunCommand = (argv: readonly string[]) => Promise<CommandResult>;
+
+/** Runs a service manager's command, bounded in time; the environment is passed as it is (it names the bus). */
+export function commandRunner(env: NodeJS.ProcessEnv, timeoutMs = 15_000): RunCommand {
+  return (argv) =>
+    new Promise((resolve) => {
+      const [file, ...args] = argv;
+      execFile(file ?? '', args, { env, timeout: timeoutMs, maxBuffer: 1 << 20, encoding: 'utf8' }, (error, stdout, stderr) => {
+        const code = (error as (NodeJS.ErrnoException & { code?: unknown; killed?: boolean }) | null)?.code;
+        resolve({
+          status: error === null ? 0 : typeof code === 'number' ? code : undefined,
+          stdout,
+          stderr,
+          missing: code === 'ENOENT',
+          timedOut: error !== null && (error as { killed?: boolean }).killed === true && code !== 'ENOENT',
+        });
+      });
+    });
+}
