@@ -1,5 +1,6 @@
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import { isTokendError } from './errors.js';
+import { prettyDestination } from './log-pretty.js';
 
 export type { Logger } from 'pino';
 
@@ -46,8 +47,13 @@ export function serializeError(err: unknown): Record<string, unknown> {
   return { type: typeof err };
 }
 
+export const LOG_FORMATS = ['json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
 export interface LogOptions {
   level?: string;
+  /** `json` (default: one object per line, what journald and log shippers want) or `pretty` for people. */
+  format?: LogFormat;
   destination?: DestinationStream;
 }
 
@@ -59,7 +65,7 @@ export function createLogger(options: LogOptions = {}): Logger {
     serializers: { err: serializeError, error: serializeError },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  return pino(config, options.destination ?? pino.destination({ fd: 2, sync: true }));
+  return pino(config, options.destination ?? (options.format === 'pretty' ? prettyDestination(2) : pino.destination({ fd: 2, sync: true })));
 }
 
 /** A logger that drops everything, for unit tests and library use. */

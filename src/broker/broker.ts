@@ -210,6 +210,11 @@ export class Broker {
     this.pinned.add(cacheKey(issued.account, issued.scopes));
   }
 
+  /** Stops keeping the prefetched sets fresh regardless of use (a reload names new ones). */
+  unpinAll(): void {
+    this.pinned.clear();
+  }
+
   /** Resolves an account for read-only metadata (email, scopes) with the same errors as getToken. */
   describeAccount(name: string): { email: string; scopes: ScopeSet; granted: ScopeSet; projectId: string | undefined } {
     const account = this.accounts.resolve(name);

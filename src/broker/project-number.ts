@@ -39,13 +39,21 @@ export class ProjectNumbers {
   private readonly lookups = new SingleFlight<string | undefined>();
   private readonly waitMs: number;
 
+  private configured: string | undefined;
+
   constructor(private readonly deps: ProjectNumberDeps) {
     this.waitMs = deps.waitMs ?? 2_000;
+    this.configured = deps.configured;
+  }
+
+  /** A configuration reload: a configured number wins from now on; none means look it up again. */
+  configure(projectNumber: string | undefined): void {
+    this.configured = projectNumber;
   }
 
   /** The number now, without waiting (directory listings, status). */
   known(): string | undefined {
-    if (this.deps.configured !== undefined) return this.deps.configured;
+    if (this.configured !== undefined) return this.configured;
     const projectId = this.projectId();
     return projectId === undefined ? undefined : this.found.get(projectId);
   }
@@ -72,7 +80,7 @@ export class ProjectNumbers {
 
   /** What is known, for `tokend status`; a lookup that is due is started first, so "looking" is true when said. */
   status(): ProjectNumberStatus {
-    const { configured } = this.deps;
+    const { configured } = this;
     if (configured !== undefined) return { state: 'configured', projectNumber: configured };
     this.warm();
     const projectId = this.projectId();

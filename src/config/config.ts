@@ -1,6 +1,7 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import { ConfigError, isTokendError } from '../errors.js';
 import { readPrivateFileSync } from '../fs/private-path.js';
+import { LOG_FORMATS, type LogFormat } from '../log.js';
 import { GOOGLE_RESOURCE_MANAGER } from '../oauth/resource-manager.js';
 import { STORE_SETTINGS, type StoreSetting } from '../store/secret-store.js';
 import { defaultConfigDir, defaultSocketPath, type Env } from './paths.js';
@@ -27,6 +28,7 @@ export interface Settings {
   /** Scope lists fetched for the default account at start and kept fresh (e.g. `["cloud-platform"]`). */
   prefetchScopes: string[];
   logLevel: string;
+  logFormat: LogFormat;
   /** How long an interactive consent may take. */
   loginTimeoutSeconds: number;
   /** Time limit for each keychain call. */
@@ -54,7 +56,7 @@ export function withoutSecrets(env: Env): Record<string, string | undefined> {
   return copy;
 }
 
-export type Flags = Partial<Pick<Settings, 'socket' | 'store' | 'metadataPort'>>;
+export type Flags = Partial<Pick<Settings, 'socket' | 'store' | 'metadataPort' | 'logLevel' | 'logFormat'>>;
 
 /** Where a value came from, as a person would find it, and how to fix a bad one. */
 interface Origin {
@@ -136,6 +138,7 @@ const specs: { [K in keyof Settings]: SettingSpec<K> } = {
   resourceManagerUrl: { fileKey: 'resourceManagerUrl', env: 'TOKEND_RESOURCE_MANAGER_URL', validate: endpointUrl, fallback: () => GOOGLE_RESOURCE_MANAGER },
   zone: { fileKey: 'zone', validate: matching(/^[a-z]+-[a-z]+\d+-[a-z]$/, 'a zone such as europe-west1-b'), fallback: () => undefined },
   logLevel: { fileKey: 'logLevel', env: 'TOKEND_LOG_LEVEL', validate: oneOf(LOG_LEVELS), fallback: () => 'info' },
+  logFormat: { fileKey: 'logFormat', env: 'TOKEND_LOG_FORMAT', validate: oneOf(LOG_FORMATS), fallback: () => 'json' },
   loginTimeoutSeconds: { fileKey: 'loginTimeoutSeconds', validate: int(10, 3600), fallback: () => 300 },
   keychainTimeoutMs: { fileKey: 'keychainTimeoutMs', validate: int(100, 60_000), fallback: () => 5000 },
   upstreamTimeoutMs: { fileKey: 'upstreamTimeoutMs', validate: int(100, 20_000), fallback: () => 10_000 },

@@ -6,7 +6,7 @@ import { LoginManager } from '../broker/login.js';
 import { ProjectNumbers } from '../broker/project-number.js';
 import { ScopeSet } from '../broker/scopes.js';
 import { systemClock, type Clock } from '../clock.js';
-import { describeOrigin, type Config } from '../config/config.js';
+import { describeOrigin, type Config, type Settings } from '../config/config.js';
 import { ConfigError, SocketInUseError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { daemonConnectionBudget } from '../net/owner-only.js';
@@ -15,6 +15,7 @@ import { TokenEndpoint, type OAuthEndpoint } from '../oauth/token-endpoint.js';
 import { selectStore } from '../store/select-store.js';
 import { VERSION } from '../version.js';
 import { startMetadataListener, type MetadataListener } from './metadata-listener.js';
+import type { MetadataFacts } from './metadata-routes.js';
 import { migrateStore, type PersistentStore } from './store-migration.js';
 import { buildApp } from './app.js';
 import type { DaemonInfo } from './management-routes.js';
@@ -39,7 +40,18 @@ export interface RunningDaemon {
   info: DaemonInfo;
   /** Stops accepting, lets requests in flight finish, stops background work, removes the socket. */
   close(): Promise<void>;
+  /** Applies a new configuration's live settings; says which changed settings wait for a restart. */
+  reload(next: Config): ReloadResult;
 }
+
+export interface ReloadResult {
+  applied: Array<keyof Settings>;
+  needRestart: Array<keyof Settings>;
+}
+
+/** What a reload changes in a running daemon; every other setting needs a restart to take effect. */
+const LIVE_SETTINGS = ['logLevel', 'projectNumber', 'zone', 'prefetchScopes'] as const satisfies ReadonlyArray<keyof Settings>;
+
 
 /** Wires store, broker, consent and HTTP together and listens on the Unix socket. */
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
@@ -47,15 +59,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const clock = options.clock ?? systemClock;
   const { settings } = config;
 
-  const prefetch = settings.prefetchScopes.map((list) => {
-    try {
-      return ScopeSet.parse(list);
-    } catch (error) {
-      throw new ConfigError(`"prefetchScopes" in ${config.configFile} holds a bad scope list: ${(error as Error).message}`, {
-        hint: `fix it, e.g. "prefetchScopes": ["cloud-platform"]`,
-      });
-    }
-  });
+  const prefetch = parsePrefetch(config);
 
   const inherited = options.inherited ?? {};
   // The socket first: a second daemon must fail before it touches the store or its marker.
@@ -124,10 +128,12 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       },
       to,
     );
+  // One object for both listeners, so that a reload changes what each answers.
+  const facts: MetadataFacts = { projectNumbers, ...(settings.zone === undefined ? {} : { zone: settings.zone }) };
   const app = buildApp({
     broker,
     logger,
-    metadata: { projectNumbers, ...(settings.zone === undefined ? {} : { zone: settings.zone }) },
+    metadata: facts,
     management: { logins, info, now: () => clock.now(), migrateStore: migrate, projectNumber: () => projectNumbers.status() },
   });
 
@@ -157,7 +163,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
         port: settings.metadataPort ?? 0,
         ...(inherited.metadata === undefined ? {} : { fd: inherited.metadata }),
         ipv6: settings.metadataIpv6,
-        facts: { projectNumbers, ...(settings.zone === undefined ? {} : { zone: settings.zone }) },
+        facts,
         connections,
         allowUnverifiedPeers: settings.metadataAllowUnverifiedPeers,
       });
@@ -171,11 +177,14 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     projectNumbers.warm();
   }
   // The sets programs will ask for first thing: fetched now, and kept fresh whether used or not.
-  for (const scopes of prefetch) {
-    broker.prefetch('default', scopes).catch((error: unknown) => {
-      logger.warn({ event: 'prefetch_failed', scopes: scopes.scopes, err: error }, 'could not fetch a configured scope set');
-    });
-  }
+  const prefetchAll = (sets: ScopeSet[]) => {
+    for (const scopes of sets) {
+      broker.prefetch('default', scopes).catch((error: unknown) => {
+        logger.warn({ event: 'prefetch_failed', scopes: scopes.scopes, err: error }, 'could not fetch a configured scope set');
+      });
+    }
+  };
+  prefetchAll(prefetch);
   logger.info(
     { event: 'listening', socket: settings.socket, metadata_port: metadata?.port, accounts: accounts.list().length, version: VERSION },
     `tokend ${VERSION} listening on ${settings.socket}`,
@@ -199,7 +208,44 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     })();
     return closing;
   };
-  return { socket: settings.socket, broker, app, info, close };
+  // What the daemon runs with: the settings it started with, and the live ones as last reloaded.
+  const effective: Record<string, unknown> = { ...settings };
+  const reload = (next: Config): ReloadResult => {
+    const changed = (Object.keys(next.settings) as Array<keyof Settings>).filter(
+      (name) => JSON.stringify(next.settings[name]) !== JSON.stringify(effective[name]),
+    );
+    const nextPrefetch = changed.includes('prefetchScopes') ? parsePrefetch(next) : undefined; // throws before anything changes
+    const applied = changed.filter((name): name is (typeof LIVE_SETTINGS)[number] => (LIVE_SETTINGS as readonly string[]).includes(name));
+    for (const name of applied) {
+      if (name === 'logLevel') logger.level = next.settings.logLevel;
+      if (name === 'projectNumber') projectNumbers.configure(next.settings.projectNumber);
+      if (name === 'zone') {
+        if (next.settings.zone === undefined) delete facts.zone;
+        else facts.zone = next.settings.zone;
+      }
+      if (name === 'prefetchScopes' && nextPrefetch !== undefined) {
+        broker.unpinAll();
+        prefetchAll(nextPrefetch);
+      }
+    }
+    const needRestart = changed.filter((name) => !(LIVE_SETTINGS as readonly string[]).includes(name));
+    // The others keep their old value until a restart, and each reload says so again.
+    for (const name of applied) effective[name] = next.settings[name];
+    return { applied, needRestart };
+  };
+  return { socket: settings.socket, broker, app, info, close, reload };
+}
+
+function parsePrefetch(config: Config): ScopeSet[] {
+  return config.settings.prefetchScopes.map((list) => {
+    try {
+      return ScopeSet.parse(list);
+    } catch (error) {
+      throw new ConfigError(`"prefetchScopes" in ${config.configFile} holds a bad scope list: ${(error as Error).message}`, {
+        hint: `fix it, e.g. "prefetchScopes": ["cloud-platform"]`,
+      });
+    }
+  });
 }
 
 /** The inherited socket is where clients look for it, and as private as one tokend binds itself. */

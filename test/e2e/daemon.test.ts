@@ -12,6 +12,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import { consentViaHttp, obtainRedirectUrl } from '../helpers/consent-driver.js';
 import { AUTH_URL_LINE, daemonDirs, daemonEnv, runCli, stopAllDaemons, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
 import { noSecretServiceEnv } from '../helpers/keyring-session.js';
+import { getOverSocket } from '../helpers/metadata-client.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 
 const G = 'https://www.googleapis.com/auth/';
@@ -57,18 +58,6 @@ async function loginByPasteBack(setup: Setup, scopes: string, grantScopes?: stri
   const redirect = await obtainRedirectUrl(authUrl!, grantScopes === undefined ? {} : { grantScopes });
   cli.writeStdin(`${redirect}\n`);
   return cli.result;
-}
-
-function getOverSocket(socket: string, path: string, headers: Record<string, string> = { 'metadata-flavor': 'Google' }) {
-  return new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((resolve, reject) => {
-    const req = request({ socketPath: socket, path, headers: { host: 'localhost', ...headers } }, (res) => {
-      let body = '';
-      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 const tokenPath = (scopes: string) => `/computeMetadata/v1/instance/service-accounts/default/token?scopes=${encodeURIComponent(scopes)}`;

@@ -114,14 +114,14 @@ export async function startDaemonProcess(options: {
       resolve(code);
     });
   });
-  // Ready when the daemon logs that it listens; it logs that only after the socket is bound.
+  // Ready when the daemon logs that it listens (in JSON or --log-format pretty); it logs that only after the socket is bound.
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`tokend serve did not listen within ${READY_TIMEOUT_MS} ms:\n${log}`));
     }, READY_TIMEOUT_MS);
     onLog = () => {
-      if (log.includes('"event":"listening"')) {
+      if (log.includes('"event":"listening"') || log.includes(' event=listening')) {
         clearTimeout(timer);
         onLog = () => {};
         resolve();

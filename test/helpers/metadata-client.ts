@@ -18,3 +18,16 @@ export function getMetadata(port: number, path: string, headers: Record<string, 
     req.end();
   });
 }
+
+/** One GET over the daemon's Unix socket, with the flavor header unless `headers` replaces them. */
+export function getOverSocket(socket: string, path: string, headers: Record<string, string> = { 'metadata-flavor': 'Google' }): Promise<MetadataAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: socket, path, headers: { host: 'localhost', ...headers } }, (res) => {
+      let body = '';
+      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
 import { describe, test } from 'node:test';
 import { UpstreamUnavailableError } from '../../src/errors.js';
+import { prettyLine } from '../../src/log-pretty.js';
 import { createLogger, SECRET_KEYS, serializeError } from '../../src/log.js';
 import { Secret } from '../../src/secret.js';
 
@@ -27,6 +28,15 @@ describe('log redaction', () => {
       assert.ok(!text().includes(SECRET), `the value under "${key}" leaked: ${text()}`);
       assert.equal(text().match(/\[Redacted\]/g)?.length, 3, `"${key}" was not redacted at every depth`);
     }
+  });
+
+  test('the pretty format prints what pino serialized: redacted values stay redacted', () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info', destination: { write: (line: string) => void lines.push(prettyLine(line)) } });
+    logger.info({ event: 'x', refresh_token: SECRET, nested: { access_token: SECRET }, held: new Secret(SECRET) }, 'a line with secrets');
+    assert.equal(lines.length, 1);
+    assert.ok(!lines[0]!.includes(SECRET), lines[0]);
+    assert.match(lines[0]!, /^\S+Z INFO {2}a line with secrets {2}event=x refresh_token=\[Redacted\] nested=\{"access_token":"\[Redacted\]"\} held=\[Redacted\]\n$/);
   });
 
   test('Secret prints as [Redacted] through JSON, inspect, templates, String() and as a logged error cause', () => {

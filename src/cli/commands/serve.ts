@@ -1,22 +1,31 @@
-import { describeOrigin, loadConfig, SECRET_ENVIRONMENT, type Flags, type StoreSetting } from '../../config/config.js';
+import { describeOrigin, loadConfig, SECRET_ENVIRONMENT, type Config, type Flags, type StoreSetting } from '../../config/config.js';
 import { defaultSocketPath, type Env } from '../../config/paths.js';
-import { ExitCode, UsageError } from '../../errors.js';
-import { createLogger } from '../../log.js';
-import { startDaemon } from '../../server/daemon.js';
+import { ExitCode, isTokendError, UsageError } from '../../errors.js';
+import { createLogger, type Logger } from '../../log.js';
+import { startDaemon, type RunningDaemon } from '../../server/daemon.js';
 import { takeInheritedSockets } from '../../server/inherited-sockets.js';
 import { disableCoreDumps } from '../../server/process-hardening.js';
 import { parseFlags } from '../args.js';
 import type { Io } from '../io.js';
 
 export const summary = 'run the daemon in the foreground (logs to stderr)';
-export const usage = (env: Env): string => `Usage: tokend serve [--socket PATH] [--store auto|keychain|file|memory]
+export const usage = (env: Env): string => `Usage: tokend serve [--socket PATH] [--store auto|keychain|file|memory] [--metadata-port PORT]
+                    [--log-level LEVEL] [--log-format json|pretty]
 
-Runs the daemon in the foreground; JSON logs go to stderr. SIGTERM or SIGINT stops it cleanly.
+Runs the daemon in the foreground; logs go to stderr. SIGTERM or SIGINT stops it: requests in flight
+finish (for at most ${SHUTDOWN_GRACE_MS / 1000} s), then it exits. SIGHUP reloads the configuration: the log level,
+projectNumber, zone and prefetchScopes change at once; the rest waits for a restart (the log says
+which); a configuration with an error is refused and the old one kept.
 
   --socket PATH         the Unix socket (here: ${socketHere(env)})
   --store S             where refresh tokens live: auto (keychain if reachable, else an announced
                         file store), keychain, file (TOKEND_FILE_PASSPHRASE encrypts it), memory
-  --metadata-port PORT  (not available yet)`;
+  --metadata-port PORT  also serve the metadata tree on 127.0.0.1:PORT, for Google's SDKs
+  --log-level LEVEL     fatal, error, warn, info (default), debug, trace or silent (TOKEND_LOG_LEVEL)
+  --log-format F        json (default; one object per line) or pretty (for reading) (TOKEND_LOG_FORMAT)`;
+
+/** How long SIGTERM waits for requests in flight; the service units give it twice that. */
+export const SHUTDOWN_GRACE_MS = 10_000;
 
 /** The socket this user's daemon would use, and why: the same resolution as every command. */
 function socketHere(env: Env): string {
@@ -33,6 +42,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
     socket: { type: 'string' },
     store: { type: 'string' },
     'metadata-port': { type: 'string' },
+    'log-level': { type: 'string' },
+    'log-format': { type: 'string' },
   });
   const flags: Flags = {};
   if (values.socket !== undefined) flags.socket = values.socket;
@@ -44,10 +55,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
       });
     flags.metadataPort = port;
   }
+  if (values['log-level'] !== undefined) flags.logLevel = values['log-level'];
+  if (values['log-format'] !== undefined) flags.logFormat = values['log-format'] as Flags['logFormat'];
   const config = loadConfig(flags, io.env);
   // The config holds it now; nothing this process starts (a worker, a child) inherits it.
   for (const name of SECRET_ENVIRONMENT) delete process.env[name];
-  const logger = createLogger({ level: config.settings.logLevel });
+  const logger = createLogger({ level: config.settings.logLevel, format: config.settings.logFormat });
   disableCoreDumps(logger);
   // A daemon keeps serving: a stray rejection is a bug to log, not a reason to drop every caller.
   process.on('unhandledRejection', (reason) => {
@@ -55,7 +68,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
   });
   // From process.env itself, and removed there: no child may believe the sockets are its own.
   const daemon = await startDaemon({ config, logger, inherited: takeInheritedSockets(process.env) });
-  await new Promise<void>((resolve) => {
+  process.on('SIGHUP', () => reloadConfiguration(daemon, () => loadConfig(flags, io.env), logger));
+  return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
       if (stopping) {
@@ -64,13 +78,47 @@ export async function run(argv: string[], io: Io): Promise<number> {
       }
       stopping = true;
       logger.info({ event: 'stopping', signal }, `received ${signal}, finishing requests in flight`);
-      daemon.close().then(resolve, (error: unknown) => {
-        logger.error({ event: 'shutdown_failed', err: error }, 'shutdown failed');
-        resolve();
-      });
+      // Bounded: a request stuck upstream must not keep a service manager waiting for the kill.
+      const grace = setTimeout(() => {
+        logger.warn({ event: 'shutdown_timeout', grace_ms: SHUTDOWN_GRACE_MS }, `requests still in flight after ${SHUTDOWN_GRACE_MS / 1000} s: exiting without them`);
+        // Their sockets would keep the process alive: the log is written synchronously, so exit now.
+        process.exit(ExitCode.failure);
+      }, SHUTDOWN_GRACE_MS);
+      grace.unref();
+      daemon.close().then(
+        () => {
+          clearTimeout(grace);
+          resolve(ExitCode.ok);
+        },
+        (error: unknown) => {
+          clearTimeout(grace);
+          logger.error({ event: 'shutdown_failed', err: error }, 'shutdown failed');
+          resolve(ExitCode.failure);
+        },
+      );
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   });
-  return ExitCode.ok;
+}
+
+/** SIGHUP: the configuration read again as at start; an invalid one changes nothing. */
+export function reloadConfiguration(daemon: Pick<RunningDaemon, 'reload'>, read: () => Config, logger: Logger): void {
+  try {
+    const { applied, needRestart } = daemon.reload(read());
+    const done = applied.length === 0 ? 'configuration reloaded: nothing to change now' : `configuration reloaded: ${applied.join(', ')} applied`;
+    if (needRestart.length === 0) {
+      logger.info({ event: 'config_reloaded', applied, need_restart: needRestart }, done);
+    } else {
+      logger.warn(
+        { event: 'config_reloaded', applied, need_restart: needRestart },
+        `${done}; ${needRestart.join(', ')} changed and take${needRestart.length === 1 ? 's' : ''} effect at the next start (\`systemctl --user restart tokend\`, or restart \`tokend serve\`)`,
+      );
+    }
+  } catch (error) {
+    logger.error(
+      { event: 'config_reload_failed', err: error, ...(isTokendError(error) ? { hint: error.hint } : {}) },
+      `configuration not reloaded, the one in use is kept: ${isTokendError(error) ? error.message : 'unexpected error'}`,
+    );
+  }
 }
