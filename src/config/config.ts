@@ -25,6 +25,8 @@ export interface Settings {
   zone: string | undefined;
   /** Where the project number is looked up when `projectNumber` is unset (Google's Resource Manager). */
   resourceManagerUrl: string;
+  /** A PEM file of CA certificates to trust besides the system's, for upstream TLS (a re-signing proxy). */
+  extraCaCertificates: string | undefined;
   /** Scope lists fetched for the default account at start and kept fresh (e.g. `["cloud-platform"]`). */
   prefetchScopes: string[];
   logLevel: string;
@@ -104,6 +106,10 @@ const endpointUrl: Validator<string> = (value, { where, fix }) => {
   }
   return url.toString();
 };
+const absolutePath: Validator<string> = (value, { where, fix }) => {
+  if (typeof value !== 'string' || !isAbsolute(value)) throw new ConfigError(`${where} must be an absolute path (got ${JSON.stringify(value)})`, { hint: fix });
+  return value;
+};
 const stringList: Validator<string[]> = (value, { where, fix }) => {
   if (!Array.isArray(value) || value.length > 16 || !value.every((item) => typeof item === 'string' && item.trim() !== '')) {
     throw new ConfigError(`${where} must be a list of at most 16 scope lists, e.g. ["cloud-platform", "bigquery,devstorage.read_only"] (got ${JSON.stringify(value)})`, { hint: fix });
@@ -134,6 +140,7 @@ const specs: { [K in keyof Settings]: SettingSpec<K> } = {
   metadataIpv6: { fileKey: 'metadataIpv6', validate: bool, fallback: () => false },
   metadataAllowUnverifiedPeers: { fileKey: 'metadataAllowUnverifiedPeers', validate: bool, fallback: () => false },
   projectNumber: { fileKey: 'projectNumber', env: 'TOKEND_PROJECT_NUMBER', validate: matching(/^\d{1,20}$/, 'the project number (digits)'), fallback: () => undefined },
+  extraCaCertificates: { fileKey: 'extraCaCertificates', env: 'TOKEND_EXTRA_CA_CERTIFICATES', validate: absolutePath, fallback: () => undefined },
   prefetchScopes: { fileKey: 'prefetchScopes', validate: stringList, fallback: () => [] },
   resourceManagerUrl: { fileKey: 'resourceManagerUrl', env: 'TOKEND_RESOURCE_MANAGER_URL', validate: endpointUrl, fallback: () => GOOGLE_RESOURCE_MANAGER },
   zone: { fileKey: 'zone', validate: matching(/^[a-z]+-[a-z]+\d+-[a-z]$/, 'a zone such as europe-west1-b'), fallback: () => undefined },

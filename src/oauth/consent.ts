@@ -70,6 +70,8 @@ export class ConsentSession<T> {
   private rejectResult!: (error: TokendError) => void;
   private deadlineTimer: TimerHandle | undefined;
   private deadlinePassed = false;
+  /** Why the last response that carried a code was refused upstream, for the paste-back answer. */
+  private lastUpstreamFailure: TokendError | undefined;
   private readonly startPath: string;
   /** Aborts a code exchange in flight when the sign-in is cancelled. */
   private readonly abort = new AbortController();
@@ -163,13 +165,20 @@ export class ConsentSession<T> {
         hint: `it must start with ${this.redirectUri}`,
       });
     }
+    this.lastUpstreamFailure = undefined;
     const outcome = await this.track(this.handleCallback(url.searchParams));
     if (!outcome.accepted) {
+      // An upstream that cannot be reached is not a bad paste: its own fix comes first, then the same paste.
+      const upstream = this.upstreamHint();
       throw new LoginFailedError(`the pasted URL was refused: ${outcome.page.lines[0] ?? outcome.page.heading}`, {
-        hint: `paste the address of the latest consent, or run \`${this.options.retryCommand}\``,
+        hint: upstream === undefined ? `paste the address of the latest consent, or run \`${this.options.retryCommand}\`` : `${upstream}; the sign-in stays open: then paste the same address again`,
       });
     }
     return this.result;
+  }
+
+  private upstreamHint(): string | undefined {
+    return this.lastUpstreamFailure?.hint;
   }
 
   /**
@@ -261,6 +270,7 @@ export class ConsentSession<T> {
               hint: 'the sign-in is still open: open its link again',
             });
       this.options.logger?.warn({ event: 'consent_response_refused', err: failure }, 'a sign-in response was refused');
+      this.lastUpstreamFailure = failure instanceof LoginFailedError ? undefined : failure;
       return refuse(failure instanceof LoginFailedError ? 403 : 502, 'Sign-in not completed', [
         failure.message,
         'The sign-in is still open: open the link that `tokend login` printed again and choose the right account.',

@@ -1,4 +1,5 @@
 import { UpstreamRejectedError, UpstreamUnavailableError } from '../errors.js';
+import { UpstreamConnectError } from '../net/upstream-fetch.js';
 import type { Secret } from '../secret.js';
 
 export const GOOGLE_RESOURCE_MANAGER = 'https://cloudresourcemanager.googleapis.com';
@@ -47,9 +48,10 @@ export class ResourceManager implements ProjectDirectory {
       });
       status = response.status;
       text = await response.text();
-    } catch {
-      const what = timeout.aborted ? `did not answer within ${this.timeoutMs} ms` : 'could not be reached';
-      throw new UpstreamUnavailableError(`the Resource Manager at ${url.host} ${what}`, { hint: `check your network connection, or ${SET_IT}` });
+    } catch (error) {
+      const connect = error instanceof UpstreamConnectError ? error : undefined;
+      const what = timeout.aborted ? `did not answer within ${this.timeoutMs} ms` : `could not be reached${connect?.route ?? ''}`;
+      throw new UpstreamUnavailableError(`the Resource Manager at ${url.host} ${what}`, { hint: `${connect?.hint(url.host) ?? 'check your network connection'}, or ${SET_IT}` });
     }
     if (status === 403 || status === 404) {
       throw new UpstreamRejectedError(`the Resource Manager at ${url.host} does not show project ${projectId} to this account (HTTP ${status})`, {

@@ -14,14 +14,17 @@ export const defaultRetryPolicy: RetryPolicy = { attempts: 3, baseDelayMs: 250, 
 export class RetryableError extends Error {
   /** From the server's Retry-After header, when it sent one. */
   readonly retryAfterMs: number | undefined;
+  /** What to do if it keeps failing, when more can be said than "check your network". */
+  readonly hint: string | undefined;
 
   constructor(
     readonly reason: string,
-    options?: { cause?: unknown; retryAfterMs?: number },
+    options?: { cause?: unknown; retryAfterMs?: number; hint?: string },
   ) {
     super(reason, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'RetryableError';
     this.retryAfterMs = options?.retryAfterMs;
+    this.hint = options?.hint;
   }
 }
 

@@ -1,4 +1,5 @@
 import { UpstreamRejectedError, UpstreamUnavailableError } from '../errors.js';
+import { UpstreamConnectError } from '../net/upstream-fetch.js';
 import { Secret } from '../secret.js';
 import type { ClientConfig } from './client-config.js';
 import { defaultRetryPolicy, parseRetryAfter, RetryableError, withRetries, type RetryPolicy } from './retry.js';
@@ -224,9 +225,11 @@ export class TokenEndpoint implements OAuthEndpoint {
       };
     } catch (error) {
       if (signal?.aborted) throw error;
-      const what = timeout.aborted ? `did not answer within ${this.timeoutMs} ms` : 'could not be reached';
+      const host = hostOf(uri);
+      const connect = error instanceof UpstreamConnectError ? error : undefined;
+      const what = timeout.aborted ? `did not answer within ${this.timeoutMs} ms` : `could not be reached${connect?.route ?? ''}`;
       // The cause is kept for debugging but never logged: serializeError drops non-tokend messages.
-      throw new RetryableError(`the OAuth server at ${hostOf(uri)} ${what}`, { cause: error });
+      throw new RetryableError(`the OAuth server at ${host} ${what}`, { cause: error, ...(connect === undefined ? {} : { hint: connect.hint(host) }) });
     }
   }
 }
@@ -245,7 +248,7 @@ function parseJsonObject(text: string): Record<string, unknown> {
 export function toUpstreamError(error: unknown, consequence = 'tokens cannot be refreshed right now'): unknown {
   if (error instanceof RetryableError) {
     return new UpstreamUnavailableError(`${error.reason}; ${consequence}`, {
-      hint: 'check your network connection; `tokend status` shows the account health',
+      hint: error.hint ?? 'check your network connection; `tokend status` shows the account health',
     });
   }
   return error;

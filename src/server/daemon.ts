@@ -10,6 +10,8 @@ import { describeOrigin, type Config, type Settings } from '../config/config.js'
 import { ConfigError, SocketInUseError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { daemonConnectionBudget } from '../net/owner-only.js';
+import { describeProxy } from '../net/proxy.js';
+import { upstreamHttp, type UpstreamHttp } from '../net/upstream-fetch.js';
 import { ResourceManager, type ProjectDirectory } from '../oauth/resource-manager.js';
 import { TokenEndpoint, type OAuthEndpoint } from '../oauth/token-endpoint.js';
 import { selectStore } from '../store/select-store.js';
@@ -85,7 +87,10 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
 
   const accounts = new AccountRegistry(selection.store, logger);
   await accounts.load();
-  const upstream = options.upstream ?? new TokenEndpoint({ timeoutMs: settings.upstreamTimeoutMs });
+  // Every upstream call goes out through this, and so through the proxy the environment names.
+  const http = upstreamHttp({ env: process.env, extraCaCertificates: settings.extraCaCertificates });
+  logUpstreamRoute(http, logger);
+  const upstream = options.upstream ?? new TokenEndpoint({ timeoutMs: settings.upstreamTimeoutMs, fetch: http.fetch });
   const broker = new Broker({ accounts, upstream, clock, logger, ...(options.policy ? { policy: options.policy } : {}) });
   // Every TCP listener draws on one budget of descriptors, so none can starve the Unix socket.
   const connections = daemonConnectionBudget();
@@ -94,7 +99,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const projectNumbers = new ProjectNumbers({
     configured: settings.projectNumber,
     broker,
-    directory: options.projects ?? new ResourceManager({ baseUrl: settings.resourceManagerUrl, timeoutMs: settings.upstreamTimeoutMs }),
+    directory: options.projects ?? new ResourceManager({ baseUrl: settings.resourceManagerUrl, timeoutMs: settings.upstreamTimeoutMs, fetch: http.fetch }),
     clock,
     logger,
     howToSet: `put "projectNumber": "<digits>" in ${config.configFile}, or set TOKEND_PROJECT_NUMBER for the daemon (the number is on the project's page in the Cloud console)`,
@@ -197,6 +202,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       await logins.closeAll('the daemon is shutting down');
       await Promise.all([app.close(), metadata?.close()]);
       await broker.stop();
+      await http.close();
       // Node removes the socket it bound; make sure, without touching a socket a newer daemon created
       // or one the service manager bound (it stays, to start the next daemon).
       try {
@@ -234,6 +240,16 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     return { applied, needRestart };
   };
   return { socket: settings.socket, broker, app, info, close, reload };
+}
+
+function logUpstreamRoute(http: UpstreamHttp, logger: Logger): void {
+  const { proxies } = http;
+  if (proxies.http === undefined && proxies.https === undefined) return;
+  const shown = (url: URL | undefined) => (url === undefined ? 'none' : describeProxy(url));
+  logger.info(
+    { event: 'upstream_proxy', https_proxy: shown(proxies.https), http_proxy: shown(proxies.http), no_proxy: proxies.noProxy },
+    `upstream calls go through the proxy ${shown(proxies.https)} (https) and ${shown(proxies.http)} (http)${proxies.noProxy === '' ? '' : `, except for ${proxies.noProxy}`}`,
+  );
 }
 
 function parsePrefetch(config: Config): ScopeSet[] {

@@ -22,6 +22,7 @@ export const requirements = {
   fish: { binaries: ['fish'], aptPackages: ['fish'] },
   systemdSocketActivate: { binaries: ['systemd-socket-activate'], aptPackages: ['systemd'] },
   systemdAnalyze: { binaries: ['systemd-analyze'], aptPackages: ['systemd'] },
+  tinyproxy: { binaries: ['tinyproxy'], aptPackages: ['tinyproxy'] },
   /** The system python's plistlib (standard library), a real property-list parser. */
   pythonPlistlib: { binaries: ['/usr/bin/python3'], aptPackages: ['python3'] },
   /** The Cloud SDK comes from Google's own apt repository (packages.cloud.google.com), not Debian's. */
