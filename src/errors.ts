@@ -1,3 +1,5 @@
+import { daemonLogLocation } from './log-location.js';
+
 /**
  * The one error catalogue. Every failure tokend reports to a person or a client is one of these
  * classes: a stable `code`, the HTTP status the daemon answers with, the CLI exit code, a message that
@@ -139,7 +141,7 @@ export function isTokendError(value: unknown): value is TokendError {
   return value instanceof TokendError;
 }
 
-const DAEMON_LOG_HINT = 'the daemon log (the stderr of `tokend serve`) says more';
+const DAEMON_LOG_HINT = `${daemonLogLocation()} says more`;
 
 /** Rebuilds an error the daemon sent as JSON, as the same class, so the CLI maps it like a local one. */
 export function errorFromJson(body: unknown, httpStatus: number): TokendError {

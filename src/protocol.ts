@@ -71,3 +71,18 @@ export interface TokenResponse {
   account: string;
   scopes: string[];
 }
+
+/** `GET /tokend/v1/upstream`: each OAuth endpoint as the daemon reaches it (`tokend doctor`). */
+export interface UpstreamProbe {
+  /** host[:port] */
+  endpoint: string;
+  /** `directly`, or `through the proxy http://proxy:3128` */
+  route: string;
+  reachable: boolean;
+  status?: number;
+  elapsedMs: number;
+  /** The server's clock minus ours, from its Date header (whole seconds). */
+  skewSeconds?: number;
+  problem?: string;
+  hint?: string;
+}

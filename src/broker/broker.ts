@@ -1,3 +1,4 @@
+import { ownLogLocation } from '../log-location.js';
 import type { Clock, TimerHandle } from '../clock.js';
 import type {
   TokendError} from '../errors.js';
@@ -451,7 +452,7 @@ export class Broker {
     } catch (error) {
       const failure = isTokendError(error) ? error : new UpstreamUnavailableError('refreshing the token failed', {
               cause: error,
-              hint: 'ask again in a moment; the daemon log (the stderr of `tokend serve`) says what failed',
+              hint: `ask again in a moment; ${ownLogLocation()} says what failed`,
             });
       if (isUpstreamOutage(failure)) {
         const previous = this.failures.get(key);

@@ -59,7 +59,7 @@ export async function pointAtDaemon(config: Config, env: Env): Promise<{ variabl
       `${what}, so Google's SDKs and gcloud cannot get tokens from tokend: set TOKEND_METADATA_PORT=8085 (or "metadataPort": 8085 in ${config.configFile}) for the daemon and restart it`,
     );
   }
-  warnings.push(...shadowingWarnings(env));
+  warnings.push(...shadows(env).map((shadow) => shadow.warning));
   const projectNumber = daemon.running && port !== undefined ? daemon.projectNumber : undefined;
   if (projectNumber?.state === 'unknown') {
     warnings.push(`gcloud ignores the metadata listener while the project number is unknown (${projectNumber.reason}): ${projectNumber.hint}`);
@@ -96,29 +96,41 @@ function gcloudAccount(dir: string): string | undefined {
   return undefined;
 }
 
+/** Something that would make Google's clients pass tokend by, and the command that removes it. */
+export interface Shadow {
+  id: 'google-application-credentials' | 'gcloud-adc' | 'gcloud-account' | 'gcloud-gce-cache';
+  /** The whole warning, with its fix, as `tokend env` prints it. */
+  warning: string;
+  fix: string;
+}
+
 /**
  * What would make Google's clients ignore the metadata listener (they look for credentials in this
  * order: GOOGLE_APPLICATION_CREDENTIALS, gcloud's ADC file, the metadata server), each with the
  * command that removes the cause.
  */
-function shadowingWarnings(env: Env): string[] {
-  const warnings: string[] = [];
+export function shadows(env: Env): Shadow[] {
+  const found: Shadow[] = [];
   const keyFile = env.GOOGLE_APPLICATION_CREDENTIALS;
   if (keyFile !== undefined && keyFile !== '') {
-    warnings.push(`GOOGLE_APPLICATION_CREDENTIALS is set (${keyFile}): clients use that file, not tokend; run \`unset GOOGLE_APPLICATION_CREDENTIALS\``);
+    const fix = 'unset GOOGLE_APPLICATION_CREDENTIALS';
+    found.push({ id: 'google-application-credentials', fix, warning: `GOOGLE_APPLICATION_CREDENTIALS is set (${keyFile}): clients use that file, not tokend; run \`${fix}\`` });
   }
   const dir = gcloudConfigDir(env);
   const adc = join(dir, 'application_default_credentials.json');
   if (existsSync(adc)) {
-    warnings.push(`${adc} exists: clients use it before the metadata server; run \`gcloud auth application-default revoke\` (or move the file away)`);
+    const fix = 'gcloud auth application-default revoke';
+    found.push({ id: 'gcloud-adc', fix, warning: `${adc} exists: clients use it before the metadata server; run \`${fix}\` (or move the file away)` });
   }
   const account = gcloudAccount(dir);
   if (account !== undefined) {
-    warnings.push(`gcloud is logged in as ${account} and uses that, not tokend; run \`gcloud config unset account\` to let it use the metadata server`);
+    const fix = 'gcloud config unset account';
+    found.push({ id: 'gcloud-account', fix, warning: `gcloud is logged in as ${account} and uses that, not tokend; run \`${fix}\` to let it use the metadata server` });
   }
   const detection = readOrUndefined(join(dir, 'gce'))?.trim();
   if (detection !== undefined && detection !== 'True') {
-    warnings.push(`gcloud remembered that it found no metadata server (${join(dir, 'gce')}); run \`rm ${shellQuote(join(dir, 'gce'))}\` once the listener runs`);
+    const fix = `rm ${shellQuote(join(dir, 'gce'))}`;
+    found.push({ id: 'gcloud-gce-cache', fix, warning: `gcloud remembered that it found no metadata server (${join(dir, 'gce')}); run \`${fix}\` once the listener runs` });
   }
-  return warnings;
+  return found;
 }

@@ -1,3 +1,4 @@
+import { daemonLogLocation } from '../log-location.js';
 import { ExitCode, isTokendError, type TokendError } from '../errors.js';
 import { line, type Io } from './io.js';
 
@@ -8,7 +9,7 @@ export function reportFailure(io: Io, error: unknown): number {
     return error.exitCode;
   }
   line(io.stderr, `tokend: unexpected failure (${error instanceof Error ? error.name : typeof error})`);
-  line(io.stderr, 'hint: check the daemon log (the stderr of `tokend serve`), and report it if it persists');
+  line(io.stderr, `hint: check ${daemonLogLocation()}, and report it if it persists`);
   return ExitCode.failure;
 }
 

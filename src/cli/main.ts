@@ -1,6 +1,7 @@
 import { ExitCode, UsageError } from '../errors.js';
 import { VERSION } from '../version.js';
 import * as defaultAccount from './commands/default.js';
+import * as doctor from './commands/doctor.js';
 import * as env from './commands/env.js';
 import * as exec from './commands/exec.js';
 import * as login from './commands/login.js';
@@ -20,7 +21,7 @@ interface Command {
   run(argv: string[], io: Io): Promise<number>;
 }
 
-const commands: Record<string, Command> = { serve, login, token, status, default: defaultAccount, logout, env, exec, store, service };
+const commands: Record<string, Command> = { serve, login, token, status, default: defaultAccount, logout, env, exec, store, service, doctor };
 
 function help(): string {
   const width = Math.max(...Object.keys(commands).map((name) => name.length));

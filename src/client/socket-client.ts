@@ -1,10 +1,11 @@
+import { daemonLogLocation } from '../log-location.js';
 import { lstat } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { dirname } from 'node:path';
 import { loadConfig } from '../config/config.js';
 import { DaemonUnreachableError, errorFromJson, isTokendError, UpstreamUnavailableError } from '../errors.js';
 import { checkOwner, ensurePrivateDir } from '../fs/private-path.js';
-import type { DefaultChanged, LoginOutcome, LoginStartResponse, LoginState, StoreMoved, TokenResponse } from '../protocol.js';
+import type { DefaultChanged, LoginOutcome, LoginStartResponse, LoginState, StoreMoved, TokenResponse, UpstreamProbe } from '../protocol.js';
 
 export interface SocketClientOptions {
   /** Default: TOKEND_SOCKET, the config file, else the default path, as for the CLI (`tokend env` prints it). */
@@ -45,6 +46,11 @@ export class TokendClient {
 
   status(): Promise<Record<string, unknown>> {
     return this.request('GET', '/tokend/v1/status');
+  }
+
+  /** Each OAuth endpoint as the daemon reaches it, asked now. */
+  probeUpstream(): Promise<{ probes: UpstreamProbe[] }> {
+    return this.request('GET', '/tokend/v1/upstream');
   }
 
   startLogin(body: { clientSecrets: string; clientFile?: string; scopes?: string; loginHint?: string }) {
@@ -161,7 +167,7 @@ export class TokendClient {
       req.on('timeout', () => {
         req.destroy();
         reject(new UpstreamUnavailableError(`tokend did not answer within ${Math.round(timeoutMs / 1000)} s`, {
-          hint: 'check the daemon log (the stderr of `tokend serve`)',
+          hint: `check ${daemonLogLocation()}`,
         }));
       });
       req.on('error', (error: NodeJS.ErrnoException) => {

@@ -1,3 +1,4 @@
+import { ownLogLocation } from '../log-location.js';
 import { UpstreamRejectedError, UpstreamUnavailableError } from '../errors.js';
 import { UpstreamConnectError } from '../net/upstream-fetch.js';
 import { Secret } from '../secret.js';
@@ -192,7 +193,7 @@ export class TokenEndpoint implements OAuthEndpoint {
       hint:
         code === 'invalid_scope'
           ? 'the grant no longer covers these scopes; run `tokend login` again with the scopes you need'
-          : `check that the client file's token_uri (${host}) is the OAuth server you meant; the daemon log has the details`,
+          : `check that the client file's token_uri (${host}) is the OAuth server you meant; ${ownLogLocation()} has the details`,
       details: { oauthError: code },
     });
   }

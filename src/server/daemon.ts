@@ -19,6 +19,7 @@ import { VERSION } from '../version.js';
 import { startMetadataListener, type MetadataListener } from './metadata-listener.js';
 import type { MetadataFacts } from './metadata-routes.js';
 import { migrateStore, type PersistentStore } from './store-migration.js';
+import { probeUpstreams } from './upstream-probe.js';
 import { buildApp } from './app.js';
 import type { DaemonInfo } from './management-routes.js';
 import { listenOnDescriptor, unixSocketPath, type InheritedSockets } from './inherited-sockets.js';
@@ -50,6 +51,9 @@ export interface ReloadResult {
   applied: Array<keyof Settings>;
   needRestart: Array<keyof Settings>;
 }
+
+/** Asked by `tokend doctor` when no account names its own endpoint yet. */
+const GOOGLE_TOKEN_ENDPOINT = 'https://oauth2.googleapis.com/token';
 
 /** What a reload changes in a running daemon; every other setting needs a restart to take effect. */
 const LIVE_SETTINGS = ['logLevel', 'projectNumber', 'zone', 'prefetchScopes'] as const satisfies ReadonlyArray<keyof Settings>;
@@ -139,7 +143,17 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     broker,
     logger,
     metadata: facts,
-    management: { logins, info, now: () => clock.now(), migrateStore: migrate, projectNumber: () => projectNumbers.status() },
+    management: {
+      logins,
+      info,
+      now: () => clock.now(),
+      migrateStore: migrate,
+      projectNumber: () => projectNumbers.status(),
+      probeUpstream: () => {
+        const endpoints = [...new Set(accounts.list().map((account) => account.client.tokenUri))];
+        return probeUpstreams(endpoints.length > 0 ? endpoints : [GOOGLE_TOKEN_ENDPOINT], http, () => Date.now());
+      },
+    },
   });
 
   try {

@@ -1,3 +1,4 @@
+import { ownLogLocation } from '../log-location.js';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { BadRequestError, InternalError, isTokendError, NotFoundError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -19,7 +20,7 @@ export function installErrorHandling(app: FastifyInstance, logger: Logger): void
       return sendJson(reply, { error: mapped.toJSON() }, error.statusCode);
     }
     logger.error({ event: 'internal_error', url: request.routeOptions.url, err: error }, 'unexpected error while answering a request');
-    return sendJson(reply, { error: new InternalError('internal error', { hint: 'the daemon log (the stderr of `tokend serve`) says what failed' }).toJSON() }, 500);
+    return sendJson(reply, { error: new InternalError('internal error', { hint: `${ownLogLocation()} says what failed` }).toJSON() }, 500);
   });
   app.setNotFoundHandler((request, reply) => {
     const error = new NotFoundError(`${request.method} ${request.url.split('?')[0] ?? ''} is not served by tokend`, {

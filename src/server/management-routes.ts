@@ -3,7 +3,7 @@ import type { Broker, CallerInfo } from '../broker/broker.js';
 import type { LoginManager } from '../broker/login.js';
 import { ScopeSet } from '../broker/scopes.js';
 import { BadRequestError } from '../errors.js';
-import type { ProjectNumberStatus, StoreInfo, StoreMoved } from '../protocol.js';
+import type { ProjectNumberStatus, StoreInfo, StoreMoved, UpstreamProbe } from '../protocol.js';
 import type { PersistentStore } from './store-migration.js';
 import { sendJson } from './replies.js';
 
@@ -29,6 +29,8 @@ export interface ManagementDeps {
   projectNumber: () => ProjectNumberStatus;
   now: () => number;
   callerOf: (request: FastifyRequest) => CallerInfo;
+  /** Each OAuth endpoint of the accounts, asked once now (`tokend doctor`). */
+  probeUpstream: () => Promise<UpstreamProbe[]>;
 }
 
 export const API_PREFIX = '/tokend/v1';
@@ -76,6 +78,8 @@ export function registerManagementRoutes(app: FastifyInstance, deps: ManagementD
       ...broker.status(),
     });
   });
+
+  app.get(`${API_PREFIX}/upstream`, async (_request, reply) => sendJson(reply, { probes: await deps.probeUpstream() }));
 
   app.get(`${API_PREFIX}/token`, async (request: FastifyRequest<{ Querystring: Record<string, string | undefined> }>, reply) => {
     const { scopes, account } = request.query;

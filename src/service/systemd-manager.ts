@@ -51,7 +51,8 @@ export function systemdManager(env: Env): ServiceManager {
       if (result.missing) return 'systemctl is not installed: this system does not run systemd';
       if (result.timedOut) return "systemd's user manager did not answer within 15 s";
       const text = `${result.stderr}\n${result.stdout}`;
-      if (/Failed to connect to bus|\$DBUS_SESSION_BUS_ADDRESS|XDG_RUNTIME_DIR|No medium found|Transport endpoint/i.test(text)) {
+      // The last: a session bus without a user manager behind it (D-Bus cannot activate org.freedesktop.systemd1).
+      if (/Failed to connect to bus|\$DBUS_SESSION_BUS_ADDRESS|XDG_RUNTIME_DIR|No medium found|Transport endpoint|org\.freedesktop\.systemd1/i.test(text)) {
         return `no systemd user manager answers for this session (${firstLine(result)})`;
       }
       return undefined;

@@ -205,7 +205,7 @@ function unencryptedWarning(store: FileStore): string {
   return `Secrets are stored in ${store.path} without encryption (protected by file permissions only); set TOKEND_FILE_PASSPHRASE to encrypt it.`;
 }
 
-function failureOf(probe: ProbeResult): KeychainFailure {
+export function failureOf(probe: ProbeResult): KeychainFailure {
   const kind = probe.ok ? undefined : probe.error.details?.keychainFailure;
   return typeof kind === 'string' ? (kind as KeychainFailure) : 'unreachable';
 }

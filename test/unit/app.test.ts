@@ -56,7 +56,7 @@ async function setup({ management = true, loggedIn = true } = {}) {
     logger: silentLogger(),
     metadata: { projectNumbers, zone: 'europe-west1-b' },
     ...(management
-      ? { management: { logins, info, now: () => clock.now(), migrateStore: () => Promise.reject(new Error('not in these tests')), projectNumber: () => projectNumbers.status() } }
+      ? { management: { logins, info, now: () => clock.now(), migrateStore: () => Promise.reject(new Error('not in these tests')), projectNumber: () => projectNumbers.status(), probeUpstream: () => Promise.resolve([]) } }
       : {}),
   });
   return { app, upstream, clock, broker, directory };

@@ -1,0 +1,235 @@
+/**
+ * `tokend doctor` against real daemons, a real Secret Service and the stand-in: it passes on a healthy
+ * install, and each problem it claims to detect is made real once and detected, with its fix.
+ */
+import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer, request } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { daemonDirs, daemonEnv, freePort, loginByPasteBack, runCli, startDaemonProcess, stopAllDaemons } from '../helpers/daemon-process.js';
+import { startKeyringSession, type KeyringSession } from '../helpers/keyring-session.js';
+import { serveOnLoopback } from '../helpers/loopback-server.js';
+import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
+import { requirements, skipUnless } from '../helpers/requirements.js';
+
+interface Check {
+  id: string;
+  status: 'ok' | 'warn' | 'fail';
+  summary: string;
+  fix?: string;
+}
+
+let standin: StandinHandle;
+let keyring: KeyringSession | undefined;
+const skip = skipUnless(requirements.keyring);
+before(async () => {
+  standin = await startStandin();
+  if (skip === false) keyring = await startKeyringSession();
+});
+after(async () => {
+  await stopAllDaemons();
+  await keyring?.stop();
+  await standin?.stop();
+});
+
+/** A logged-in daemon; `clientEnv` is what a shell pointed at it would have (GCE_METADATA_HOST, a clean gcloud dir). */
+async function install(name: string, options: { env?: NodeJS.ProcessEnv; config?: Record<string, unknown>; clientFile?: (dir: string) => string; metadata?: boolean } = {}) {
+  const dirs = daemonDirs();
+  mkdirSync(dirs.configDir, { mode: 0o700 });
+  const port = await freePort();
+  const config = { ...(options.metadata === false ? {} : { metadataPort: port, projectNumber: '123456789012' }), ...options.config };
+  writeFileSync(join(dirs.configDir, 'config.json'), JSON.stringify(config), { mode: 0o600 });
+  const gcloudDir = join(dirs.root, 'gcloud');
+  mkdirSync(gcloudDir);
+  const env = daemonEnv(dirs, { ...(keyring?.vars ?? {}), TOKEND_STORE: 'keychain', BROWSER: 'false', CLOUDSDK_CONFIG: gcloudDir, ...options.env });
+  for (const variable of ['GOOGLE_APPLICATION_CREDENTIALS', 'HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'GCE_METADATA_HOST']) if (options.env?.[variable] === undefined) delete env[variable];
+  const daemon = await startDaemonProcess({ name, env, socket: dirs.socket });
+  const clientFile = options.clientFile?.(dirs.root) ?? standin.writeClientSecrets(dirs.root);
+  const login = await loginByPasteBack(['--client-secrets', clientFile, '--scopes', 'cloud-platform', '--default'], env);
+  assert.equal(login.code, 0, login.stderr);
+  const clientEnv = { ...env, GCE_METADATA_HOST: `127.0.0.1:${port}` };
+  return { dirs, env, clientEnv, daemon, gcloudDir, port };
+}
+
+async function doctor(env: NodeJS.ProcessEnv): Promise<{ code: number | null; checks: Check[]; text: string }> {
+  const json = await runCli(['doctor', '--json'], env);
+  const text = await runCli(['doctor'], env);
+  return { code: json.code, checks: (JSON.parse(json.stdout) as { checks: Check[] }).checks, text: text.stdout };
+}
+
+function check(checks: Check[], id: string): Check {
+  const found = checks.find((candidate) => candidate.id === id);
+  assert.ok(found !== undefined, `doctor has a ${id} check: ${checks.map((c) => c.id).join(', ')}`);
+  return found;
+}
+
+describe('tokend doctor', { skip }, () => {
+  let healthy: Awaited<ReturnType<typeof install>>;
+  before(async () => (healthy = await install('doctor-healthy')));
+
+  test('passes on a healthy install: every check ok but the service, which no manager here can run', async () => {
+    const { code, checks, text } = await doctor(healthy.clientEnv);
+    assert.equal(code, 0, text);
+    const notOk = checks.filter((c) => c.status !== 'ok').map((c) => c.id);
+    assert.deepEqual(notOk, ['service'], text);
+    assert.match(check(checks, 'service').summary, /^not installed; no systemd user manager answers for this session/);
+    for (const id of ['socket-directory', 'daemon', 'keychain', 'account alice@example.com', 'metadata-listener', 'environment', 'project-number', 'clock']) check(checks, id);
+    assert.match(check(checks, `upstream ${new URL(standin.tokenUri).host}`).summary, /^answers directly \(HTTP \d{3}, \d+ ms\)$/);
+    assert.match(text, /^ok {4}keychain +the Secret Service \(org\.freedesktop\.secrets\) answers and is unlocked/m);
+  });
+
+  test('a socket directory others can enter: fail, with the chmod', async () => {
+    const dir = join(healthy.dirs.root, 'run');
+    chmodSync(dir, 0o750);
+    try {
+      const { code, checks } = await doctor(healthy.clientEnv);
+      assert.equal(code, 1);
+      assert.deepEqual(check(checks, 'socket-directory'), { id: 'socket-directory', status: 'fail', summary: `${dir} is open to other users (mode 0750)`, fix: `chmod 700 ${dir}` });
+    } finally {
+      chmodSync(dir, 0o700);
+    }
+  });
+
+  test('no daemon on the socket: fail, with how to start one', async () => {
+    const { code, checks } = await doctor({ ...healthy.clientEnv, TOKEND_SOCKET: join(healthy.dirs.root, 'run', 'other.sock') });
+    assert.equal(code, 1);
+    const daemon = check(checks, 'daemon');
+    assert.equal(daemon.status, 'fail');
+    assert.match(daemon.fix ?? '', /tokend serve/);
+  });
+
+  test('GOOGLE_APPLICATION_CREDENTIALS set: warn, with the unset', async () => {
+    const { checks } = await doctor({ ...healthy.clientEnv, GOOGLE_APPLICATION_CREDENTIALS: '/tmp/key.json' });
+    assert.deepEqual(check(checks, 'google-application-credentials'), { id: 'google-application-credentials', status: 'warn', summary: 'GOOGLE_APPLICATION_CREDENTIALS is set (/tmp/key.json): clients use that file, not tokend', fix: 'unset GOOGLE_APPLICATION_CREDENTIALS' });
+  });
+
+  test("gcloud's application-default credentials file: warn, with the revoke", async () => {
+    const gcloud = join(healthy.dirs.root, 'gcloud-adc');
+    mkdirSync(gcloud);
+    writeFileSync(join(gcloud, 'application_default_credentials.json'), '{}');
+    const { checks } = await doctor({ ...healthy.clientEnv, CLOUDSDK_CONFIG: gcloud });
+    assert.equal(check(checks, 'gcloud-adc').status, 'warn');
+    assert.equal(check(checks, 'gcloud-adc').fix, 'gcloud auth application-default revoke');
+  });
+
+  test('gcloud logged in with its own account: warn, with the unset', async () => {
+    const gcloud = join(healthy.dirs.root, 'gcloud-account');
+    mkdirSync(join(gcloud, 'configurations'), { recursive: true });
+    writeFileSync(join(gcloud, 'configurations', 'config_default'), '[core]\naccount = bob@example.com\n');
+    const { checks } = await doctor({ ...healthy.clientEnv, CLOUDSDK_CONFIG: gcloud });
+    assert.deepEqual([check(checks, 'gcloud-account').status, check(checks, 'gcloud-account').fix], ['warn', 'gcloud config unset account']);
+    assert.match(check(checks, 'gcloud-account').summary, /bob@example\.com/);
+  });
+
+  test('gcloud\'s cached "not on GCE": warn, with the rm', async () => {
+    const gcloud = join(healthy.dirs.root, 'gcloud-gce');
+    mkdirSync(gcloud);
+    writeFileSync(join(gcloud, 'gce'), 'False');
+    const { checks } = await doctor({ ...healthy.clientEnv, CLOUDSDK_CONFIG: gcloud });
+    assert.deepEqual([check(checks, 'gcloud-gce-cache').status, check(checks, 'gcloud-gce-cache').fix], ['warn', `rm ${join(gcloud, 'gce')}`]);
+  });
+
+  test("a shell not pointed at the listener: warn, with the eval", async () => {
+    const { checks } = await doctor(healthy.env);
+    assert.deepEqual(check(checks, 'environment'), { id: 'environment', status: 'warn', summary: "this shell does not point Google's SDKs at the listener", fix: 'eval "$(tokend env)"' });
+  });
+
+  test('the service not installed: warn', async () => {
+    const { checks } = await doctor(healthy.clientEnv);
+    assert.equal(check(checks, 'service').status, 'warn');
+    assert.match(check(checks, 'service').summary, /^not installed; /);
+  });
+
+  test('a metadata listener that is off: warn, with the setting', async () => {
+    const off = await install('doctor-no-metadata', { metadata: false });
+    const { checks } = await doctor(off.env);
+    const listener = check(checks, 'metadata-listener');
+    assert.equal(listener.status, 'warn');
+    assert.match(listener.fix ?? '', /"metadataPort": 8085/);
+  });
+
+  test('the project number unknown: warn, with how to set it', async () => {
+    const deadPort = await freePort();
+    const unknown = await install('doctor-no-project-number', { config: { projectNumber: undefined }, env: { TOKEND_RESOURCE_MANAGER_URL: `http://127.0.0.1:${deadPort}` } });
+    let number = check((await doctor(unknown.clientEnv)).checks, 'project-number');
+    for (let i = 0; i < 50 && !number.summary.startsWith('unknown'); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100)); // the lookup's failure is the event waited for
+      number = check((await doctor(unknown.clientEnv)).checks, 'project-number');
+    }
+    assert.equal(number.status, 'warn');
+    assert.match(number.fix ?? '', /"projectNumber": "<digits>"/);
+  });
+
+  test('an account whose refresh token is dead: fail, with the exact login command', async () => {
+    const dead = await install('doctor-consent');
+    standin.faults.push({ invalidGrant: true });
+    const refused = await runCli(['token', '--scopes', 'cloud-platform'], dead.env);
+    standin.faults.length = 0;
+    assert.match(refused.stderr, /must consent again/, `the refresh met invalid_grant: ${refused.stderr}`);
+    const { code, checks } = await doctor(dead.clientEnv);
+    assert.equal(code, 1);
+    const account = check(checks, 'account alice@example.com');
+    assert.equal(account.status, 'fail');
+    assert.match(account.fix ?? '', /^tokend login --client-secrets \S+ --scopes /);
+  });
+
+  test('accounts in the file store while the keychain works: warn, with the migrate', async () => {
+    const filed = await install('doctor-file-store', { env: { TOKEND_STORE: 'file', TOKEND_FILE_PASSPHRASE: 'doctor passphrase' } });
+    const keychainCheck = check((await doctor(filed.clientEnv)).checks, 'keychain');
+    assert.deepEqual([keychainCheck.status, keychainCheck.fix], ['warn', 'tokend store migrate --to keychain']);
+  });
+
+  test('no Secret Service where the daemon keeps its accounts in it: the keychain check says so', async () => {
+    const { checks } = await doctor({ ...healthy.clientEnv, DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(healthy.dirs.root, 'no-bus')}` });
+    const keychainCheck = check(checks, 'keychain');
+    assert.equal(keychainCheck.status, 'fail');
+    assert.match(keychainCheck.summary, /keeps your accounts in the Secret Service .* which is not usable now/);
+    assert.match(keychainCheck.fix ?? '', /gnome-keyring-daemon/);
+  });
+
+  test("an upstream the daemon cannot reach through its proxy (Google's, with no account yet): fail, naming the proxy", async () => {
+    const deadPort = await freePort();
+    const dirs = daemonDirs();
+    const env = daemonEnv(dirs, { TOKEND_STORE: 'memory', HTTPS_PROXY: `http://127.0.0.1:${deadPort}` });
+    await startDaemonProcess({ name: 'doctor-dead-proxy', env, socket: dirs.socket });
+    const { code, checks } = await doctor(env);
+    assert.equal(code, 1);
+    const upstream = checks.find((c) => c.id.startsWith('upstream '))!;
+    assert.equal(upstream.status, 'fail');
+    assert.equal(upstream.summary, `cannot be reached through the proxy http://127.0.0.1:${deadPort} (ECONNREFUSED)`);
+    assert.match(upstream.fix ?? '', /^check that the proxy http:\/\/127\.0\.0\.1:\d+ is running/);
+  });
+
+  test('a clock 10 minutes off the upstream: fail, with the time sync command', async () => {
+    // Between daemon and stand-in: passes everything through, but reports a Date ten minutes ahead.
+    const target = new URL(standin.tokenUri);
+    const skewed = await serveOnLoopback(
+      createServer((req, res) => {
+        const forward = request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: { ...req.headers, host: target.host } }, (answer) => {
+          res.writeHead(answer.statusCode ?? 502, { ...answer.headers, date: new Date(Date.now() + 600_000).toUTCString() });
+          answer.pipe(res);
+        });
+        req.pipe(forward);
+      }),
+    );
+    try {
+      const client = (dir: string) => {
+        const file = JSON.parse(standin.clientSecretsJson()) as { installed: Record<string, string> };
+        file.installed.token_uri = `${skewed.endpoint}${target.pathname}`;
+        const path = join(dir, 'client_secrets_skewed.json');
+        writeFileSync(path, JSON.stringify(file), { mode: 0o600 });
+        return path;
+      };
+      const off = await install('doctor-skew', { clientFile: client });
+      const { code, checks } = await doctor(off.clientEnv);
+      assert.equal(code, 1);
+      const clock = check(checks, 'clock');
+      assert.equal(clock.status, 'fail');
+      assert.match(clock.summary, /^this clock is (599|600|601) s behind 127\.0\.0\.1:\d+/);
+      assert.equal(clock.fix, 'turn on time synchronisation: sudo timedatectl set-ntp true');
+    } finally {
+      await skewed.stop();
+    }
+  });
+});
