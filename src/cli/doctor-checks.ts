@@ -176,11 +176,12 @@ async function accountCheck(client: TokendClient, account: StatusView['accounts'
 
 async function serviceCheck(context: DoctorContext): Promise<Check> {
   const status = await serviceStatus({ manager: context.manager, install: describeInstallation(context.config, context.env), run: context.run });
-  if (status.unavailable !== undefined) {
-    return status.installed ? warn('service', `installed, but ${status.unavailable}`) : warn('service', `not installed; ${status.unavailable}`, 'tokend serve');
+  if (!status.installed) {
+    return status.unavailable === undefined ? warn('service', `not installed as a service of ${status.manager}`, 'tokend service install') : warn('service', `not installed; ${status.unavailable}`, 'tokend serve');
   }
-  if (!status.installed) return warn('service', `not installed as a service of ${status.manager}`, 'tokend service install');
+  // Files first: they are wrong whether or not a manager is there to run them.
   if (status.files.some((file) => file.state !== 'current')) return warn('service', 'installed from another version or configuration', 'tokend service install');
+  if (status.unavailable !== undefined) return warn('service', `installed, but ${status.unavailable}`);
   const bad = status.units.filter((unit) => !unit.ok);
   if (bad.length > 0) return fail('service', bad.map((unit) => `${unit.name}: ${unit.state}`).join('; '), context.manager.kind === 'systemd' ? 'journalctl --user -u tokend -n 50' : 'tail -n 50 ~/Library/Logs/tokend/tokend.log');
   return ok('service', `installed and enabled (${status.units.map((unit) => `${unit.name}: ${unit.state}`).join('; ')})`);

@@ -3,15 +3,23 @@
  * install, and each problem it claims to detect is made real once and detected, with its fix.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { appendFileSync, chmodSync, cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { runChecks } from '../../src/cli/doctor-checks.js';
+import { loadConfig } from '../../src/config/config.js';
+import { describeInstallation } from '../../src/service/installation.js';
+import { installService } from '../../src/service/service.js';
+import { systemdManager } from '../../src/service/systemd-manager.js';
 import { daemonDirs, daemonEnv, freePort, loginByPasteBack, runCli, startDaemonProcess, stopAllDaemons } from '../helpers/daemon-process.js';
 import { startKeyringSession, type KeyringSession } from '../helpers/keyring-session.js';
 import { serveOnLoopback } from '../helpers/loopback-server.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 import { requirements, skipUnless } from '../helpers/requirements.js';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
 
 interface Check {
   id: string;
@@ -89,6 +97,13 @@ describe('tokend doctor', { skip }, () => {
     } finally {
       chmodSync(dir, 0o700);
     }
+    chmodSync(healthy.dirs.socket, 0o644);
+    try {
+      const { checks } = await doctor(healthy.clientEnv);
+      assert.deepEqual(check(checks, 'socket-directory'), { id: 'socket-directory', status: 'fail', summary: `${healthy.dirs.socket} is open to other users (mode 0644)`, fix: `chmod 600 ${healthy.dirs.socket}` });
+    } finally {
+      chmodSync(healthy.dirs.socket, 0o600);
+    }
   });
 
   test('no daemon on the socket: fail, with how to start one', async () => {
@@ -97,6 +112,66 @@ describe('tokend doctor', { skip }, () => {
     const daemon = check(checks, 'daemon');
     assert.equal(daemon.status, 'fail');
     assert.match(daemon.fix ?? '', /tokend serve/);
+  });
+
+  test('a daemon of another version: warn, with the restart', async () => {
+    // A second copy of this installation that calls itself 9.9.9: a real daemon, only its version differs.
+    const copy = join(daemonDirs().root, 'tokend-copy');
+    mkdirSync(copy);
+    for (const part of ['bin', 'dist']) cpSync(join(ROOT, part), join(copy, part), { recursive: true });
+    symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
+    const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    writeFileSync(join(copy, 'package.json'), JSON.stringify({ ...manifest, version: '9.9.9' }));
+    const dirs = daemonDirs();
+    const env = daemonEnv(dirs, { TOKEND_STORE: 'memory' });
+    const other = spawn(process.execPath, [join(copy, 'bin', 'tokend.js'), 'serve'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    try {
+      let log = '';
+      other.stderr.on('data', (chunk: Buffer) => (log += chunk.toString()));
+      for (let i = 0; i < 200 && !log.includes('"event":"listening"'); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+      const daemon = check((await doctor(env)).checks, 'daemon');
+      assert.equal(daemon.status, 'warn');
+      assert.match(daemon.summary, /^the daemon runs tokend 9\.9\.9, this command is \d+\.\d+\.\d+/);
+      assert.equal(daemon.fix, 'systemctl --user restart tokend');
+    } finally {
+      other.kill('SIGTERM');
+    }
+  });
+
+  test('a daemon without any account: fail, with the login', async () => {
+    const dirs = daemonDirs();
+    const env = daemonEnv(dirs, { TOKEND_STORE: 'memory' });
+    await startDaemonProcess({ name: 'doctor-no-account', env, socket: dirs.socket });
+    const { code, checks } = await doctor(env);
+    assert.equal(code, 1);
+    assert.deepEqual(check(checks, 'accounts'), { id: 'accounts', status: 'fail', summary: 'no account is logged in', fix: 'tokend login --client-secrets client_secrets.json' });
+  });
+
+  test('service files from another version or configuration: warn, with the install', async () => {
+    const units = join(healthy.dirs.root, 'units-config');
+    const env = { ...healthy.clientEnv, XDG_CONFIG_HOME: units };
+    await runCli(['service', 'install'], env); // writes the files; no manager here starts them
+    appendFileSync(join(units, 'systemd', 'user', 'tokend.service'), '# edited by hand\n');
+    assert.deepEqual(check((await doctor(env)).checks, 'service'), { id: 'service', status: 'warn', summary: 'installed from another version or configuration', fix: 'tokend service install' });
+  });
+
+  test('a unit the service manager reports failed: fail, with the journal', async () => {
+    // No user manager runs here: systemctl's answers are scripted, the files and everything else are real.
+    const units = join(healthy.dirs.root, 'units-failed');
+    const env = { ...healthy.clientEnv, XDG_CONFIG_HOME: units };
+    const config = loadConfig({}, env);
+    const run = (argv: readonly string[]) =>
+      Promise.resolve({
+        status: 0,
+        stderr: '',
+        missing: false,
+        timedOut: false,
+        stdout: argv[2] === 'show' ? 'Id=tokend.socket\nLoadState=loaded\nActiveState=active\nSubState=listening\nUnitFileState=enabled\nMainPID=0\n\nId=tokend-metadata.socket\nLoadState=loaded\nActiveState=active\nSubState=listening\nUnitFileState=enabled\nMainPID=0\n\nId=tokend.service\nLoadState=loaded\nActiveState=failed\nSubState=failed\nUnitFileState=static\nMainPID=0\n' : '',
+      });
+    const manager = systemdManager(env);
+    await installService({ manager, install: describeInstallation(config, env), run }, false);
+    const checks = await runChecks({ config, env, manager, run, keychainTimeoutMs: 500 });
+    assert.deepEqual(check(checks, 'service'), { id: 'service', status: 'fail', summary: 'tokend.service: failed (failed)', fix: 'journalctl --user -u tokend -n 50' });
   });
 
   test('GOOGLE_APPLICATION_CREDENTIALS set: warn, with the unset', async () => {

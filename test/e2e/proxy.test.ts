@@ -120,9 +120,11 @@ describe('through a proxy', { skip }, () => {
   });
 
   test('NODE_EXTRA_CA_CERTS is honoured too', async () => {
+    const seen = proxy.requests().length;
     const { login } = await daemonWith('proxy-https-node-ca', { HTTPS_PROXY: proxy.url, NODE_EXTRA_CA_CERTS: front.caFile }, { https: true });
     const signedIn = await login();
     assert.equal(signedIn.code, 0, signedIn.stderr);
+    assert.ok(proxy.requests().slice(seen).includes(`CONNECT localhost:${front.port} HTTP/1.1`), 'through the proxy');
   });
 
   test('a proxy that wants credentials it was not given: the error says so and how to give them', async () => {
