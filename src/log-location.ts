@@ -1,12 +1,13 @@
 type Env = Readonly<Record<string, string | undefined>>;
 
 /**
- * Where this process's log goes, for hints the daemon writes: the journal under systemd (which sets
- * INVOCATION_ID for every unit it starts), the LaunchAgent's file under launchd, else stderr.
+ * Where this process's log goes, for hints the daemon writes: the journal or the LaunchAgent's file
+ * when the service files `tokend service install` wrote started it (they set TOKEND_SERVICE; systemd's
+ * own INVOCATION_ID is inherited by every shell of a terminal that runs as a unit), else stderr.
  */
 export function ownLogLocation(env: Env = process.env): string {
-  if ((env.INVOCATION_ID ?? '') !== '') return 'the daemon log (`journalctl --user -u tokend`)';
-  if (env.XPC_SERVICE_NAME === 'dev.tokend') return 'the daemon log (~/Library/Logs/tokend/tokend.log)';
+  if (env.TOKEND_SERVICE === 'systemd') return 'the daemon log (`journalctl --user -u tokend`)';
+  if (env.TOKEND_SERVICE === 'launchd') return 'the daemon log (~/Library/Logs/tokend/tokend.log)';
   return 'the daemon log (the stderr of `tokend serve`)';
 }
 

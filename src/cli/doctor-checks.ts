@@ -36,7 +36,7 @@ export interface DoctorContext {
 }
 
 interface StatusView {
-  daemon: { version: string; pid: number; socket: string; metadata: { port: number } | null };
+  daemon: { version: string; pid: number; socket: string; metadata: { port: number } | null; service?: string | null };
   store: { kind: string; description: string; warning?: string };
   projectNumber: ProjectNumberStatus;
   accounts: Array<{ email: string; default: boolean; health: { state: string; reason?: string } }>;
@@ -125,7 +125,7 @@ export async function runChecks(context: DoctorContext): Promise<Check[]> {
     checks.push(
       status.daemon.version === VERSION
         ? ok('daemon', `tokend ${VERSION}, pid ${status.daemon.pid}, on ${socket}`)
-        : warn('daemon', `the daemon runs tokend ${status.daemon.version}, this command is ${VERSION}`, context.manager.kind === 'systemd' ? 'systemctl --user restart tokend' : 'restart `tokend serve`'),
+        : warn('daemon', `the daemon runs tokend ${status.daemon.version}, this command is ${VERSION}`, restartCommand(status.daemon.service, status.daemon.pid)),
     );
     if (status.accounts.length === 0) checks.push(fail('accounts', 'no account is logged in', 'tokend login --client-secrets client_secrets.json'));
     for (const account of status.accounts) checks.push(await accountCheck(client, account));
@@ -161,6 +161,12 @@ export async function runChecks(context: DoctorContext): Promise<Check[]> {
   return checks;
 }
 
+function restartCommand(service: string | null | undefined, pid: number): string {
+  if (service === 'systemd') return 'systemctl --user restart tokend';
+  if (service === 'launchd') return `launchctl kickstart -k gui/${process.getuid?.() ?? '$(id -u)'}/dev.tokend`;
+  return `stop the \`tokend serve\` running as pid ${pid} (Ctrl-C in its terminal, or \`kill ${pid}\`) and start it again`;
+}
+
 async function accountCheck(client: TokendClient, account: StatusView['accounts'][number]): Promise<Check> {
   const id = `account ${account.email}`;
   if (account.health.state === 'ok') return ok(id, `ok${account.default ? ' (default)' : ''}`);
@@ -175,7 +181,7 @@ async function accountCheck(client: TokendClient, account: StatusView['accounts'
 }
 
 async function serviceCheck(context: DoctorContext): Promise<Check> {
-  const status = await serviceStatus({ manager: context.manager, install: describeInstallation(context.config, context.env), run: context.run });
+  const status = await serviceStatus({ manager: context.manager, install: describeInstallation(context.config, context.env), run: context.run, env: context.env });
   if (!status.installed) {
     return status.unavailable === undefined ? warn('service', `not installed as a service of ${status.manager}`, 'tokend service install') : warn('service', `not installed; ${status.unavailable}`, 'tokend serve');
   }

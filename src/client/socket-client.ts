@@ -50,7 +50,8 @@ export class TokendClient {
 
   /** Each OAuth endpoint as the daemon reaches it, asked now. */
   probeUpstream(): Promise<{ probes: UpstreamProbe[] }> {
-    return this.request('GET', '/tokend/v1/upstream');
+    // The daemon waits up to 3 s for each endpoint: this waits longer, so its answer arrives.
+    return this.request('GET', '/tokend/v1/upstream', undefined, 5_000);
   }
 
   startLogin(body: { clientSecrets: string; clientFile?: string; scopes?: string; loginHint?: string }) {

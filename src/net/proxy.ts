@@ -49,7 +49,7 @@ interface NoProxyRule {
   block?: BlockList;
 }
 
-function parseNoProxy(value: string): { all: boolean; rules: NoProxyRule[] } {
+function parseNoProxy(value: string, name: string): { all: boolean; rules: NoProxyRule[] } {
   const rules: NoProxyRule[] = [];
   let all = false;
   for (const raw of value.split(/[,\s]+/)) {
@@ -64,8 +64,12 @@ function parseNoProxy(value: string): { all: boolean; rules: NoProxyRule[] } {
     if (family !== 0) {
       const block = new BlockList();
       const type = family === 4 ? 'ipv4' : 'ipv6';
-      if (bits === undefined) block.addAddress(address!, type);
-      else block.addSubnet(address!, Number(bits), type);
+      const prefix = bits === undefined ? undefined : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
+      if (prefix !== undefined && !(prefix >= 0 && prefix <= (family === 4 ? 32 : 128))) {
+        throw new ConfigError(`${name} has an address block with a bad prefix length: ${raw}`, { hint: `write it as ADDRESS/BITS, e.g. 10.0.0.0/8, in ${name}` });
+      }
+      if (prefix === undefined) block.addAddress(address!, type);
+      else block.addSubnet(address!, prefix, type);
       rules.push({ block });
     } else {
       // curl: "example.com" and ".example.com" both match the domain and every host in it; no ports.
@@ -79,8 +83,9 @@ export function proxySettings(env: Env): ProxySettings {
   const all = proxyUrl(variable(env, 'all_proxy'));
   const http = proxyUrl(variable(env, 'http_proxy')) ?? all;
   const https = proxyUrl(variable(env, 'https_proxy')) ?? all;
-  const noProxy = variable(env, 'no_proxy')?.value ?? '';
-  const parsed = parseNoProxy(noProxy);
+  const noProxyVariable = variable(env, 'no_proxy');
+  const noProxy = noProxyVariable?.value ?? '';
+  const parsed = parseNoProxy(noProxy, noProxyVariable?.name ?? 'NO_PROXY');
   return {
     http,
     https,

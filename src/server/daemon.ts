@@ -120,6 +120,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       ...(selection.warning === undefined ? {} : { warning: selection.warning }),
     },
     configFile: config.configFile,
+    ...(process.env.TOKEND_SERVICE === undefined ? {} : { service: process.env.TOKEND_SERVICE }),
   };
   const migrate = (to: PersistentStore) =>
     migrateStore(

@@ -17,6 +17,8 @@ export interface DaemonInfo {
   configFile: string;
   /** The opt-in TCP metadata listener, when it runs. */
   metadata?: { port: number; addresses: string[]; peerCheck: 'uid' | 'unverified' };
+  /** Started by the service files `tokend service install` wrote: `systemd` or `launchd`. */
+  service?: string;
 }
 
 export interface ManagementDeps {
@@ -72,6 +74,7 @@ export function registerManagementRoutes(app: FastifyInstance, deps: ManagementD
         uptimeSeconds: Math.floor((now - info.startedAt) / 1000),
         configFile: info.configFile,
         metadata: info.metadata ?? null,
+        service: info.service ?? null,
       },
       store: info.store,
       projectNumber: deps.projectNumber(),

@@ -9,7 +9,7 @@ export type { UpstreamProbe };
  * reachable; its Date header against this machine's clock gives the skew. Nothing is sent that a
  * server could act on (a GET of the token endpoint is refused by design).
  */
-export async function probeUpstreams(endpoints: string[], http: Pick<UpstreamHttp, 'fetch' | 'route'>, now: () => number, timeoutMs = 5_000): Promise<UpstreamProbe[]> {
+export async function probeUpstreams(endpoints: string[], http: Pick<UpstreamHttp, 'fetch' | 'route'>, now: () => number, timeoutMs = 3_000): Promise<UpstreamProbe[]> {
   return Promise.all(
     endpoints.map(async (endpoint): Promise<UpstreamProbe> => {
       const host = new URL(endpoint).host;

@@ -4,7 +4,7 @@ import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SECRET_ENVIRONMENT, SETTINGS_ENVIRONMENT, type Config } from '../config/config.js';
 import type { Env } from '../config/paths.js';
-import { InternalError } from '../errors.js';
+import { ConfigError, InternalError } from '../errors.js';
 import { VERSION } from '../version.js';
 
 /** What a service definition must name to run this copy of tokend as this user, as `tokend serve` runs here. */
@@ -47,6 +47,13 @@ export function describeInstallation(config: Config, env: Env): Installation {
   // Resolved here: the service has no working directory to resolve a relative one against.
   if (environment.TOKEND_CONFIG_DIR !== undefined) environment.TOKEND_CONFIG_DIR = config.configDir;
   const chosen = config.sources.socket !== 'default';
+  // A newline would start a directive of its own in a unit file, or an element in the plist.
+  const values: Record<string, string> = { ...environment, 'the socket path': config.settings.socket, 'the config directory': config.configDir, 'the path of node': process.execPath, 'the path of tokend': entry };
+  for (const [name, value] of Object.entries(values)) {
+    if ([...value].some((char) => char.charCodeAt(0) < 0x20 || char.charCodeAt(0) === 0x7f)) {
+      throw new ConfigError(`${name} holds a control character (a newline, say), which cannot go into a service file`, { hint: `fix ${name}, then run \`tokend service install\` again` });
+    }
+  }
   return {
     version: VERSION,
     node: process.execPath,

@@ -15,6 +15,9 @@ export function launchdManager(): ServiceManager {
     files: (install) => [launchAgent(install)],
     knownPaths: (install) => [launchAgentPath(install.home)],
     directories: (install) => [dirname(launchAgentPath(install.home)), dirname(launchdLogPath(install.home))],
+    ownDirectories: (install) => [dirname(launchdLogPath(install.home))],
+    enableLinks: () => [],
+    unreachableManager: () => undefined,
     installCommands({ upgrading, loaded }, install) {
       if (loaded && !upgrading) return [];
       return [

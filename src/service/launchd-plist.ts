@@ -23,7 +23,7 @@ const string = (value: string) => `<string>${xml(value)}</string>`;
  * path is fixed here so that it does not depend on the environment launchd happens to give it.
  */
 export function launchAgent(install: Installation): ServiceFile {
-  const environment = { ...install.environment, TOKEND_SOCKET: install.socket.path };
+  const environment = { ...install.environment, TOKEND_SOCKET: install.socket.path, TOKEND_SERVICE: 'launchd' };
   const variables = Object.entries(environment)
     .map(([name, value]) => `    <key>${xml(name)}</key>\n    ${string(value)}\n`)
     .join('');

@@ -44,6 +44,12 @@ export interface ServiceManager {
   knownPaths(install: Installation): string[];
   /** Directories the files, and the logs, go in. */
   directories(install: Installation): string[];
+  /** Those of them that are tokend's alone, removed by uninstall once empty. */
+  ownDirectories(install: Installation): string[];
+  /** What enabling left besides the files (systemd's `.wants/` links): removed by hand when no manager can. */
+  enableLinks(install: Installation): string[];
+  /** Set when a manager runs for this user that this shell cannot reach: removing files then would strand it. */
+  unreachableManager(install: Installation, env: Readonly<Record<string, string | undefined>>): string | undefined;
   installCommands(change: InstallChange, install: Installation): ManagerCommand[];
   uninstallCommands(present: string[], install: Installation): { before: ManagerCommand[]; after: ManagerCommand[] };
   query(run: RunCommand, install: Installation): Promise<ManagerQuery>;

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { withoutSecrets } from '../config/config.js';
 
 export interface CommandResult {
   /** The exit status; undefined when the program could not be started or was stopped at the time limit. */
@@ -11,6 +12,15 @@ export interface CommandResult {
 }
 
 export type RunCommand = (argv: readonly string[]) => Promise<CommandResult>;
+
+const PROXY_VARIABLES = /^(https?|all|no)_proxy$/i;
+
+/** The environment a service manager's command gets: the bus and runtime directory, no secret, no proxy URL. */
+export function managerEnvironment(env: Readonly<Record<string, string | undefined>>): NodeJS.ProcessEnv {
+  const copy: NodeJS.ProcessEnv = withoutSecrets(env);
+  for (const name of Object.keys(copy)) if (PROXY_VARIABLES.test(name)) delete copy[name];
+  return copy;
+}
 
 /** Runs a service manager's command, bounded in time; the environment is passed as it is (it names the bus). */
 export function commandRunner(env: NodeJS.ProcessEnv, timeoutMs = 15_000): RunCommand {

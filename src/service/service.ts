@@ -31,6 +31,8 @@ export interface ServiceContext {
   manager: ServiceManager;
   install: Installation;
   run: RunCommand;
+  /** The shell's environment, to tell an absent manager from one this shell cannot reach. */
+  env: Readonly<Record<string, string | undefined>>;
 }
 
 type Existing = { state: 'absent' } | { state: 'ours'; text: string } | { state: 'foreign' };
@@ -123,6 +125,7 @@ export async function installService(context: ServiceContext, dryRun: boolean): 
   }
   // The files are in place for when a manager runs; the caller says that nothing was started.
   if (query.unavailable !== undefined) {
+    for (const path of plan.removed) await rm(path, { force: true });
     report.commands = commands.map((command) => ({ command: commandLine(command), outcome: 'not run' }));
     return report;
   }
@@ -149,18 +152,31 @@ export async function uninstallService(context: ServiceContext, dryRun: boolean)
   const report = { manager: manager.description, files: present.map((path): FileChange => ({ path, action: 'remove' })), commands: [] as CommandOutcome[], leftAlone };
   const reportWith = query.unavailable === undefined ? report : { ...report, unavailable: query.unavailable };
   if (dryRun || query.unavailable !== undefined) {
-    // Without a manager nothing is loaded that could be stopped: the files are all there is to remove.
+    const elsewhere = dryRun ? undefined : manager.unreachableManager(install, context.env);
+    if (elsewhere !== undefined && present.length > 0) {
+      throw new ServiceManagerError(`nothing was removed: ${elsewhere}, and removing the files would leave its units running`, {
+        hint: `point this shell at it (\`export XDG_RUNTIME_DIR=/run/user/${install.uid}\`), then run \`tokend service uninstall\` again`,
+      });
+    }
+    // No manager runs for this user: nothing is loaded that could be stopped; the files, and the links
+    // an enable made, are all there is to remove.
     reportWith.commands = [...before, ...after].map((command) => ({ command: commandLine(command), outcome: 'not run' }));
-    if (!dryRun) await removeFiles(present, manager.directories(install));
+    if (!dryRun) await removeFiles([...present, ...(await enableLinksPresent(manager.enableLinks(install)))], manager.ownDirectories(install));
     return reportWith;
   }
   await runAll(context, before, report.commands);
-  await removeFiles(present, manager.directories(install));
+  await removeFiles(present, manager.ownDirectories(install));
   await runAll(context, present.length > 0 ? after : [], report.commands);
   return reportWith;
 }
 
-/** The files, and the directories install may have created for them if nothing else is in them now. */
+async function enableLinksPresent(paths: string[]): Promise<string[]> {
+  const links: string[] = [];
+  for (const path of paths) if ((await lstat(path).catch(() => undefined))?.isSymbolicLink() === true) links.push(path);
+  return links;
+}
+
+/** The files, and tokend's own directories (the log directory) if nothing else is in them now. */
 async function removeFiles(paths: string[], directories: string[]): Promise<void> {
   for (const path of paths) await rm(path, { force: true });
   for (const dir of [...directories].reverse()) await rmdir(dir).catch(() => undefined);

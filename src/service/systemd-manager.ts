@@ -1,14 +1,16 @@
+import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Env } from '../config/paths.js';
 import type { Installation } from './installation.js';
 import type { ManagerCommand, ManagerQuery, ServiceManager, UnitState } from './manager.js';
 import type { CommandResult } from './run-command.js';
-import { ALL_UNITS, SERVICE_UNIT, SOCKET_UNIT, systemdUnits, userUnitDir, type ServiceFile } from './systemd-units.js';
+import { ALL_UNITS, METADATA_SOCKET_UNIT, SERVICE_UNIT, SOCKET_UNIT, systemdUnits, userUnitDir, type ServiceFile } from './systemd-units.js';
 
 const systemctl = (...args: string[]): ManagerCommand => ({ argv: ['systemctl', '--user', ...args] });
 const socketsOf = (files: ServiceFile[]) => files.map((file) => basename(file.path)).filter((name) => name.endsWith('.socket'));
 
-export function systemdManager(env: Env): ServiceManager {
+/** `runtimeRoot`: where systemd keeps each user's runtime directory (tests give their own). */
+export function systemdManager(env: Env, runtimeRoot = '/run/user'): ServiceManager {
   const unitDir = (install: Installation) => userUnitDir(env, install.home);
   return {
     kind: 'systemd',
@@ -16,6 +18,13 @@ export function systemdManager(env: Env): ServiceManager {
     files: (install) => systemdUnits(install, unitDir(install)),
     knownPaths: (install) => ALL_UNITS.map((name) => `${unitDir(install)}/${name}`),
     directories: (install) => [unitDir(install)],
+    ownDirectories: () => [],
+    enableLinks: (install) => [SOCKET_UNIT, METADATA_SOCKET_UNIT].map((name) => `${unitDir(install)}/sockets.target.wants/${name}`),
+    unreachableManager(install, shell) {
+      const runtime = `${runtimeRoot}/${install.uid}`;
+      if (shell.XDG_RUNTIME_DIR === runtime || !existsSync(`${runtime}/systemd`)) return undefined;
+      return `systemd runs for you (${runtime}/systemd exists), but this shell cannot reach it (XDG_RUNTIME_DIR is ${shell.XDG_RUNTIME_DIR ?? 'unset'})`;
+    },
     installCommands({ upgrading, removed, files }) {
       const sockets = socketsOf(files);
       return [

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { Env } from '../config/paths.js';
 import type { Installation } from './installation.js';
 
@@ -22,10 +23,13 @@ export function userUnitDir(env: Env, home: string): string {
 function escapeSpecifiers(value: string): string {
   return value.replace(/%/g, '%%');
 }
+/** One word of a directive that systemd splits on whitespace (ExecStart=, Environment=, ReadWritePaths=). */
 function quoteWord(value: string): string {
   const escaped = escapeSpecifiers(value);
-  return /[\s"'\\$;]/.test(escaped) ? `"${escaped.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"` : escaped;
+  return /[\s"'\\;]/.test(escaped) ? `"${escaped.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"` : escaped;
 }
+/** ExecStart= also expands $NAME: a literal $ is $$. */
+const execWord = (value: string) => quoteWord(value).replace(/\$/g, '$$$$');
 
 function header(install: Installation): string {
   return `# Written by \`tokend service install\` (tokend ${install.version}); the next install rewrites it.
@@ -89,15 +93,16 @@ WantedBy=sockets.target
     text: `${header(install)}
 [Unit]
 Description=tokend: Google Cloud access tokens for local programs
-Documentation=file:${escapeSpecifiers(join(install.root, 'README.md'))}
+Documentation=${escapeSpecifiers(pathToFileURL(join(install.root, 'README.md')).href)}
 Requires=${SOCKET_UNIT}
 After=${sockets}
 
 [Service]
 Type=simple
-ExecStart=${[install.node, install.entry, ...install.args].map(quoteWord).join(' ')}
+ExecStart=${[install.node, install.entry, ...install.args].map(execWord).join(' ')}
 ExecReload=kill -HUP $MAINPID
 Sockets=${sockets}
+Environment=TOKEND_SERVICE=systemd
 ${environmentLines}Restart=on-failure
 RestartSec=2s
 # The daemon lets requests in flight finish within 10 s of SIGTERM.
@@ -111,7 +116,7 @@ NoNewPrivileges=yes
 ProtectSystem=strict
 ProtectHome=read-only
 # The only place it writes: configuration, the store marker and the file store.
-ReadWritePaths=-${install.configDirIsDefault ? '%E/tokend' : escapeSpecifiers(install.configDir)}
+ReadWritePaths=${install.configDirIsDefault ? '-%E/tokend' : quoteWord(`-${install.configDir}`)}
 PrivateTmp=yes
 PrivateDevices=yes
 PrivateMounts=yes

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { appendFileSync, chmodSync, cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runChecks } from '../../src/cli/doctor-checks.js';
@@ -132,7 +133,7 @@ describe('tokend doctor', { skip }, () => {
       const daemon = check((await doctor(env)).checks, 'daemon');
       assert.equal(daemon.status, 'warn');
       assert.match(daemon.summary, /^the daemon runs tokend 9\.9\.9, this command is \d+\.\d+\.\d+/);
-      assert.equal(daemon.fix, 'systemctl --user restart tokend');
+      assert.equal(daemon.fix, `stop the \`tokend serve\` running as pid ${other.pid} (Ctrl-C in its terminal, or \`kill ${other.pid}\`) and start it again`, 'started by hand, not by a service manager');
     } finally {
       other.kill('SIGTERM');
     }
@@ -169,7 +170,7 @@ describe('tokend doctor', { skip }, () => {
         stdout: argv[2] === 'show' ? 'Id=tokend.socket\nLoadState=loaded\nActiveState=active\nSubState=listening\nUnitFileState=enabled\nMainPID=0\n\nId=tokend-metadata.socket\nLoadState=loaded\nActiveState=active\nSubState=listening\nUnitFileState=enabled\nMainPID=0\n\nId=tokend.service\nLoadState=loaded\nActiveState=failed\nSubState=failed\nUnitFileState=static\nMainPID=0\n' : '',
       });
     const manager = systemdManager(env);
-    await installService({ manager, install: describeInstallation(config, env), run }, false);
+    await installService({ manager, install: describeInstallation(config, env), run, env }, false);
     const checks = await runChecks({ config, env, manager, run, keychainTimeoutMs: 500 });
     assert.deepEqual(check(checks, 'service'), { id: 'service', status: 'fail', summary: 'tokend.service: failed (failed)', fix: 'journalctl --user -u tokend -n 50' });
   });
@@ -274,6 +275,22 @@ describe('tokend doctor', { skip }, () => {
     assert.equal(upstream.status, 'fail');
     assert.equal(upstream.summary, `cannot be reached through the proxy http://127.0.0.1:${deadPort} (ECONNREFUSED)`);
     assert.match(upstream.fix ?? '', /^check that the proxy http:\/\/127\.0\.0\.1:\d+ is running/);
+  });
+
+  test('an upstream (here: its proxy) that accepts and never answers: fail, not a doctor that gives up first', async () => {
+    const silent = createNetServer((socket) => socket.on('error', () => undefined)); // accepts, reads, never answers
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const dirs = daemonDirs();
+      const env = daemonEnv(dirs, { TOKEND_STORE: 'memory', HTTPS_PROXY: `http://127.0.0.1:${(silent.address() as AddressInfo).port}` });
+      await startDaemonProcess({ name: 'doctor-silent-upstream', env, socket: dirs.socket });
+      const { code, checks } = await doctor(env);
+      assert.equal(code, 1);
+      const upstream = checks.find((c) => c.id.startsWith('upstream '))!;
+      assert.deepEqual([upstream.status, upstream.summary], ['fail', 'no answer within 3000 ms']);
+    } finally {
+      silent.close();
+    }
   });
 
   test('a clock 10 minutes off the upstream: fail, with the time sync command', async () => {

@@ -92,8 +92,8 @@ describe('the LaunchAgent', () => {
     assert.equal(agent.RunAtLoad, true);
     assert.deepEqual(agent.KeepAlive, { SuccessfulExit: false });
     assert.equal(agent.StandardErrorPath, join(env.HOME!, 'Library', 'Logs', 'tokend', 'tokend.log'));
-    assert.deepEqual(agent.EnvironmentVariables, { TOKEND_LOG_LEVEL: 'debug', TOKEND_STORE: 'keychain', TOKEND_SOCKET: install.socket.path });
-    assert.match(/^Environment=.*$/m.exec(service.text)?.[0] ?? '', /TOKEND_LOG_LEVEL=debug/, 'the unit carries the same settings');
+    assert.deepEqual(agent.EnvironmentVariables, { TOKEND_LOG_LEVEL: 'debug', TOKEND_STORE: 'keychain', TOKEND_SOCKET: install.socket.path, TOKEND_SERVICE: 'launchd' });
+    assert.match(service.text, /^Environment=TOKEND_LOG_LEVEL=debug$/m, 'the unit carries the same settings');
   });
 });
 

@@ -4,9 +4,9 @@ import { test } from 'node:test';
 import { daemonLogLocation, ownLogLocation } from '../../src/log-location.js';
 
 test('the daemon names its own log by how it was started', () => {
-  assert.equal(ownLogLocation({ INVOCATION_ID: '5f1c0d9e2b7a4c1e' }), 'the daemon log (`journalctl --user -u tokend`)');
-  assert.equal(ownLogLocation({ XPC_SERVICE_NAME: 'dev.tokend' }), 'the daemon log (~/Library/Logs/tokend/tokend.log)');
-  assert.equal(ownLogLocation({ XPC_SERVICE_NAME: 'com.apple.Terminal' }), 'the daemon log (the stderr of `tokend serve`)');
+  assert.equal(ownLogLocation({ TOKEND_SERVICE: 'systemd' }), 'the daemon log (`journalctl --user -u tokend`)');
+  assert.equal(ownLogLocation({ TOKEND_SERVICE: 'launchd' }), 'the daemon log (~/Library/Logs/tokend/tokend.log)');
+  assert.equal(ownLogLocation({ INVOCATION_ID: '5f1c0d9e2b7a4c1e' }), 'the daemon log (the stderr of `tokend serve`)', 'a shell in a terminal that runs as a unit');
   assert.equal(ownLogLocation({}), 'the daemon log (the stderr of `tokend serve`)');
 });
 

@@ -57,4 +57,10 @@ describe('NO_PROXY', () => {
     assert.equal(bypassed('', 'http://127.0.0.1:9/'), false, 'loopback is proxied unless listed, as curl does');
     assert.equal(route({ ...P, no_proxy: 'a.example', NO_PROXY: '*' }, 'https://b.example/'), 'http://p:1/', 'no_proxy wins over NO_PROXY');
   });
+
+  test('an address block with a bad prefix is a config error naming the variable, not a crash or a bypass of everything', () => {
+    for (const entry of ['10.0.0.0/', '10.0.0.0/33', '10.0.0.0/x', '::1/129']) {
+      assert.throws(() => proxySettings({ ...P, NO_PROXY: `example.org,${entry}` }), (error: unknown) => error instanceof ConfigError && error.message === `NO_PROXY has an address block with a bad prefix length: ${entry}`, entry);
+    }
+  });
 });

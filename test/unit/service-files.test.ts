@@ -4,9 +4,13 @@
  * that reaches a unit or the plist is escaped for it.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import type { Installation } from '../../src/service/installation.js';
+import { loadConfig } from '../../src/config/config.js';
+import { describeInstallation, type Installation } from '../../src/service/installation.js';
+import { managerEnvironment } from '../../src/service/run-command.js';
 import { launchAgent } from '../../src/service/launchd-plist.js';
 import { systemdUnits } from '../../src/service/systemd-units.js';
 
@@ -80,8 +84,11 @@ test('paths with spaces, quotes and percent signs reach ExecStart=, Environment=
   assert.match(service!.text, /^ExecStart="\/opt\/my node\/bin\/node" "\/home\/you\/100%% \\"tokend\\"\/bin\/tokend\.js" serve$/m);
   assert.match(service!.text, /^Environment=TOKEND_STORE=keychain$/m);
   assert.match(service!.text, /^Environment="TOKEND_SOCKET=\/home\/you\/run %%t\/tokend\.sock"$/m);
-  assert.match(service!.text, /^ReadWritePaths=-\/home\/you\/my config$/m);
+  assert.match(service!.text, /^ReadWritePaths="-\/home\/you\/my config"$/m, 'one word, so systemd does not split it');
   assert.match(socket!.text, /^ListenStream=\/home\/you\/run %%t\/tokend\.sock$/m);
+  const dollar = systemdUnits(example({ metadataPort: undefined, entry: '/opt/$HOME/bin/tokend.js', root: '/opt/my tokend' }), '/u')[1]!.text;
+  assert.match(dollar, /^ExecStart=\/usr\/local\/bin\/node \/opt\/\$\$HOME\/bin\/tokend\.js serve$/m, 'a literal $ is not expanded');
+  assert.match(dollar, /^Documentation=file:\/\/\/opt\/my%%20tokend\/README\.md$/m);
   const plain = systemdUnits(example(), '/u')[2]!.text;
   assert.match(plain, /^ReadWritePaths=-%E\/tokend$/m, 'the default config directory is found the way the daemon finds it');
   assert.match(systemdUnits(example(), '/u')[0]!.text, /^ListenStream=%t\/tokend\/tokend\.sock$/m);
@@ -91,4 +98,18 @@ test('the plist escapes XML and never carries a secret', () => {
   const plist = launchAgent(macExample({ entry: '/Users/you/a&b <c>/bin/tokend.js', environment: { TOKEND_LOG_LEVEL: 'debug' }, withheld: ['TOKEND_FILE_PASSPHRASE'] })).text;
   assert.match(plist, /<string>\/Users\/you\/a&amp;b &lt;c&gt;\/bin\/tokend\.js<\/string>/);
   assert.doesNotMatch(plist, /PASSPHRASE/);
+});
+
+test('what install takes from the shell: tokend settings, never a secret or a proxy URL; a control character is refused', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tokend-installation-'));
+  const env = { HOME: dir, TOKEND_CONFIG_DIR: join(dir, 'config'), TOKEND_STORE: 'keychain', TOKEND_FILE_PASSPHRASE: 'p4ss-phrase', HTTPS_PROXY: 'http://u:pw@proxy:3128', PATH: '/usr/bin' };
+  const install = describeInstallation(loadConfig({}, env), env);
+  assert.deepEqual(install.environment, { TOKEND_CONFIG_DIR: join(dir, 'config'), TOKEND_STORE: 'keychain' });
+  assert.deepEqual(install.withheld, ['TOKEND_FILE_PASSPHRASE']);
+  const written = [...systemdUnits(install, '/u').map((file) => file.text), launchAgent(install).text].join('\n');
+  assert.ok(!written.includes('p4ss-phrase') && !written.includes('pw@proxy'), 'neither reaches a service file');
+  const child = managerEnvironment(env);
+  assert.deepEqual([child.TOKEND_FILE_PASSPHRASE, child.HTTPS_PROXY, child.PATH], [undefined, undefined, '/usr/bin'], 'nor systemctl or launchctl');
+  const injected = { ...env, TOKEND_RESOURCE_MANAGER_URL: 'https://rm.example/\nExecStartPre=/bin/evil' };
+  assert.throws(() => describeInstallation(loadConfig({}, injected), injected), /TOKEND_RESOURCE_MANAGER_URL holds a control character/);
 });

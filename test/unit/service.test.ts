@@ -4,7 +4,7 @@
  * order, and what is never touched.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -44,6 +44,7 @@ function scriptedSystemd(root: string, install: Installation, answer: (argv: rea
   const context: ServiceContext = {
     manager: systemdManager({ HOME: install.home }),
     install,
+    env: {},
     run: (argv) => Promise.resolve(respond(argv)),
   };
   function respond(argv: readonly string[]): CommandResult {
@@ -131,7 +132,7 @@ test('a failing command stops the install with its name and output; uninstall to
   const gone = scriptedSystemd(root, installation(root), (argv) => (argv[2] === 'disable' ? failed('Failed to disable unit: Unit file tokend.socket does not exist.') : undefined));
   const report = await uninstallService(gone.context, false);
   assert.deepEqual(report.commands.map((command) => command.outcome), ['tolerated', 'ran']);
-  assert.equal(existsSync(gone.unitDir), false, 'the files and the directory install made are gone');
+  assert.deepEqual(readdirSync(gone.unitDir), [], 'the files install wrote are gone');
 });
 
 test('status: current files and healthy units are ok; an out-of-date file is not', async () => {
@@ -154,6 +155,7 @@ test('launchd: loaded and unchanged runs nothing; an upgrade boots the old agent
   const context: ServiceContext = {
     manager: launchdManager(),
     install: installation(root),
+    env: {},
     run: (argv) => Promise.resolve(respond(argv)),
   };
   function respond(argv: readonly string[]): CommandResult {
@@ -171,4 +173,34 @@ test('launchd: loaded and unchanged runs nothing; an upgrade boots the old agent
   assert.deepEqual((await serviceStatus(context)).units, [{ name: 'dev.tokend', state: 'running, pid 42', ok: true }]);
   await installService({ ...context, install: installation(root, { entry: '/opt/tokend-2/bin/tokend.js' }) }, false);
   assert.deepEqual(ran.map((command) => command.split(' ').slice(0, 2).join(' ')), ['launchctl bootout', 'launchctl enable', 'launchctl bootstrap']);
+});
+
+test('uninstall where no manager runs removes the files and the links an enable made; where one runs out of reach, it removes nothing', async () => {
+  const root = tmp();
+  const install = installation(root);
+  const runtimeRoot = join(root, 'run-user');
+  const unitDir = join(root, 'home', '.config', 'systemd', 'user');
+  const noBus = (): Promise<CommandResult> => Promise.resolve(failed('Failed to connect to bus: No such file or directory'));
+  const context: ServiceContext = { manager: systemdManager({ HOME: install.home }, runtimeRoot), install, env: {}, run: noBus };
+  await installService(context, false);
+  mkdirSync(join(unitDir, 'sockets.target.wants'));
+  symlinkSync(join(unitDir, 'tokend.socket'), join(unitDir, 'sockets.target.wants', 'tokend.socket'));
+  // A user manager runs for this uid (its runtime directory exists) but this shell has no XDG_RUNTIME_DIR.
+  mkdirSync(join(runtimeRoot, '1000', 'systemd'), { recursive: true });
+  await assert.rejects(uninstallService(context, false), (error: unknown) => error instanceof ServiceManagerError && /nothing was removed: systemd runs for you/.test(error.message) && /export XDG_RUNTIME_DIR=\/run\/user\/1000/.test(error.hint ?? ''));
+  assert.ok(existsSync(join(unitDir, 'tokend.socket')), 'the files are still there');
+  rmSync(join(runtimeRoot, '1000'), { recursive: true });
+  await uninstallService(context, false);
+  assert.deepEqual(readdirSync(unitDir, { recursive: true }), ['sockets.target.wants'], 'the files and the enable link are gone');
+});
+
+test('a metadata socket dropped from the configuration is removed even when no manager answers', async () => {
+  const root = tmp();
+  const withPort = installation(root, { metadataPort: 8085 });
+  const noBus = (): Promise<CommandResult> => Promise.resolve(failed('Failed to connect to bus: No such file or directory'));
+  const context: ServiceContext = { manager: systemdManager({ HOME: withPort.home }, join(root, 'none')), install: withPort, env: {}, run: noBus };
+  await installService(context, false);
+  const report = await installService({ ...context, install: installation(root) }, false);
+  assert.ok(report.files.some((file) => file.action === 'remove'), 'the report says it is removed');
+  assert.equal(existsSync(join(root, 'home', '.config', 'systemd', 'user', 'tokend-metadata.socket')), false, 'and it is');
 });

@@ -1,7 +1,7 @@
 import { loadConfig } from '../../config/config.js';
 import { ExitCode } from '../../errors.js';
 import { launchdManager } from '../../service/launchd-manager.js';
-import { commandRunner } from '../../service/run-command.js';
+import { commandRunner, managerEnvironment } from '../../service/run-command.js';
 import { systemdManager } from '../../service/systemd-manager.js';
 import { parseFlags } from '../args.js';
 import { runChecks } from '../doctor-checks.js';
@@ -22,7 +22,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const { values } = parseFlags('doctor', argv, { json: { type: 'boolean' } });
   const config = loadConfig({}, io.env);
   const manager = process.platform === 'darwin' ? launchdManager() : systemdManager(io.env);
-  const checks = await runChecks({ config, env: io.env, manager, run: commandRunner({ ...io.env }) });
+  const checks = await runChecks({ config, env: io.env, manager, run: commandRunner(managerEnvironment(io.env)) });
   const failed = checks.some((check) => check.status === 'fail');
   if (values.json === true) {
     line(io.stdout, JSON.stringify({ ok: !failed, checks }, null, 2));

@@ -66,9 +66,18 @@ export async function run(argv: string[], io: Io): Promise<number> {
   process.on('unhandledRejection', (reason) => {
     logger.error({ event: 'unhandled_rejection', err: reason }, 'unhandled promise rejection');
   });
+  // A reload asked for while the daemon starts (systemctl reload right after start) waits for it,
+  // rather than meeting SIGHUP's default action, which ends the process.
+  const reloads: { daemon?: RunningDaemon; waiting: boolean } = { waiting: false };
+  const reload = () => {
+    if (reloads.daemon === undefined) reloads.waiting = true;
+    else reloadConfiguration(reloads.daemon, () => loadConfig(flags, io.env), logger);
+  };
+  process.on('SIGHUP', reload);
   // From process.env itself, and removed there: no child may believe the sockets are its own.
   const daemon = await startDaemon({ config, logger, inherited: takeInheritedSockets(process.env) });
-  process.on('SIGHUP', () => reloadConfiguration(daemon, () => loadConfig(flags, io.env), logger));
+  reloads.daemon = daemon;
+  if (reloads.waiting) reload();
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {

@@ -3,7 +3,7 @@ import { ExitCode, ServiceManagerError, UsageError } from '../../errors.js';
 import { describeInstallation, type Installation } from '../../service/installation.js';
 import { launchdManager } from '../../service/launchd-manager.js';
 import type { ServiceManager } from '../../service/manager.js';
-import { commandRunner } from '../../service/run-command.js';
+import { commandRunner, managerEnvironment } from '../../service/run-command.js';
 import { installService, NO_MANAGER_HINT, serviceStatus, uninstallService, type ServiceContext, type ServiceReport } from '../../service/service.js';
 import { systemdManager } from '../../service/systemd-manager.js';
 import { parseFlags } from '../args.js';
@@ -41,7 +41,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   }
   const manager = managerFor(values.manager, io.env);
   const install = describeInstallation(loadConfig({}, io.env), io.env);
-  const context: ServiceContext = { manager, install, run: commandRunner({ ...io.env }) };
+  const context: ServiceContext = { manager, install, run: commandRunner(managerEnvironment(io.env)), env: io.env };
   const dryRun = values['dry-run'] === true;
   if (action === 'status') return printStatus(context, io, values.json === true);
   if (action === 'install') {
