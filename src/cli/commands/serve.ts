@@ -111,6 +111,15 @@ export async function run(argv: string[], io: Io): Promise<number> {
   });
 }
 
+/** The command that applies settings a reload cannot, for how this daemon runs. */
+function howToApply(settings: string[], service = process.env.TOKEND_SERVICE): string {
+  // Under systemd the socket units own the listeners: a restart would inherit the old ones.
+  if (service === 'systemd' && settings.some((name) => ['socket', 'metadataPort', 'metadataIpv6'].includes(name))) return 'once the units are rewritten: `tokend service install`';
+  if (service === 'systemd') return 'at the next start: `systemctl --user restart tokend`';
+  if (service === 'launchd') return `at the next start: \`launchctl kickstart -k gui/${process.getuid?.() ?? '$(id -u)'}/dev.tokend\``;
+  return 'at the next start of `tokend serve`';
+}
+
 /** SIGHUP: the configuration read again as at start; an invalid one changes nothing. */
 export function reloadConfiguration(daemon: Pick<RunningDaemon, 'reload'>, read: () => Config, logger: Logger): void {
   try {
@@ -121,7 +130,7 @@ export function reloadConfiguration(daemon: Pick<RunningDaemon, 'reload'>, read:
     } else {
       logger.warn(
         { event: 'config_reloaded', applied, need_restart: needRestart },
-        `${done}; ${needRestart.join(', ')} changed and take${needRestart.length === 1 ? 's' : ''} effect at the next start (\`systemctl --user restart tokend\`, or restart \`tokend serve\`)`,
+        `${done}; ${needRestart.join(', ')} changed and take${needRestart.length === 1 ? 's' : ''} effect ${howToApply(needRestart)}`,
       );
     }
   } catch (error) {
