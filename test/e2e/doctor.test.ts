@@ -3,7 +3,7 @@
  * install, and each problem it claims to detect is made real once and detected, with its fix.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, chmodSync, cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
@@ -293,13 +293,13 @@ describe('tokend doctor', { skip }, () => {
     }
   });
 
-  test('a clock 10 minutes off the upstream: fail, with the time sync command', async () => {
-    // Between daemon and stand-in: passes everything through, but reports a Date ten minutes ahead.
+  /** A daemon whose token endpoint is reached through a relay that shifts the Date header by `offsetMs`. */
+  async function doctorWithClockOff(name: string, offsetMs: number) {
     const target = new URL(standin.tokenUri);
     const skewed = await serveOnLoopback(
       createServer((req, res) => {
         const forward = request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: { ...req.headers, host: target.host } }, (answer) => {
-          res.writeHead(answer.statusCode ?? 502, { ...answer.headers, date: new Date(Date.now() + 600_000).toUTCString() });
+          res.writeHead(answer.statusCode ?? 502, { ...answer.headers, date: new Date(Date.now() + offsetMs).toUTCString() });
           answer.pipe(res);
         });
         req.pipe(forward);
@@ -313,15 +313,43 @@ describe('tokend doctor', { skip }, () => {
         writeFileSync(path, JSON.stringify(file), { mode: 0o600 });
         return path;
       };
-      const off = await install('doctor-skew', { clientFile: client });
-      const { code, checks } = await doctor(off.clientEnv);
-      assert.equal(code, 1);
-      const clock = check(checks, 'clock');
-      assert.equal(clock.status, 'fail');
-      assert.match(clock.summary, /^this clock is (599|600|601) s behind 127\.0\.0\.1:\d+/);
-      assert.equal(clock.fix, 'turn on time synchronisation: sudo timedatectl set-ntp true');
+      const off = await install(name, { clientFile: client });
+      return await doctor(off.clientEnv);
     } finally {
       await skewed.stop();
     }
+  }
+
+  test('a clock 10 minutes off the upstream: fail, with the time sync command', async () => {
+    const { code, checks } = await doctorWithClockOff('doctor-skew', 600_000);
+    assert.equal(code, 1);
+    const clock = check(checks, 'clock');
+    assert.equal(clock.status, 'fail');
+    assert.match(clock.summary, /^this clock is (599|600|601) s behind 127\.0\.0\.1:\d+/);
+    assert.equal(clock.fix, 'turn on time synchronisation: sudo timedatectl set-ntp true');
+  });
+
+  test('a clock a minute and a half off: warn', async () => {
+    const { checks } = await doctorWithClockOff('doctor-skew-small', -90_000);
+    const clock = check(checks, 'clock');
+    assert.equal(clock.status, 'warn');
+    assert.match(clock.summary, /^this clock is (89|90|91) s ahead of 127\.0\.0\.1:\d+$/);
+  });
+
+  test('a socket directory that does not exist yet: warn', async () => {
+    const missing = join(healthy.dirs.root, 'not-yet', 'tokend.sock');
+    const socketDir = check((await doctor({ ...healthy.clientEnv, TOKEND_SOCKET: missing })).checks, 'socket-directory');
+    assert.deepEqual([socketDir.status, socketDir.summary], ['warn', `${join(healthy.dirs.root, 'not-yet')} does not exist yet (the daemon creates it, 0700)`]);
+  });
+
+  // Last: the keyring stays locked for the rest of the file.
+  test('a locked keyring where the daemon keeps the accounts: fail, with how to unlock it', async () => {
+    // The Secret Service API's own Lock call (secret-tool's lock waits for a prompt that never comes here).
+    const lock = spawnSync('dbus-send', ['--session', '--dest=org.freedesktop.secrets', '--print-reply', '/org/freedesktop/secrets', 'org.freedesktop.Secret.Service.Lock', 'array:objpath:/org/freedesktop/secrets/collection/login'], { env: healthy.env, encoding: 'utf8', timeout: 10_000 });
+    assert.equal(lock.status, 0, lock.stderr);
+    const keychainCheck = check((await doctor(healthy.clientEnv)).checks, 'keychain');
+    assert.equal(keychainCheck.status, 'fail');
+    assert.match(keychainCheck.summary, /which is not usable now: .*locked/);
+    assert.match(keychainCheck.fix ?? '', /unlock \(or create\) the login keyring/);
   });
 });
