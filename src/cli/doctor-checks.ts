@@ -9,6 +9,7 @@ import type { ProjectNumberStatus, UpstreamProbe } from '../protocol.js';
 import { describeInstallation } from '../service/installation.js';
 import type { ServiceManager } from '../service/manager.js';
 import type { RunCommand } from '../service/run-command.js';
+import { serviceRestartCommand } from '../service/restart.js';
 import { serviceStatus } from '../service/service.js';
 import { keychainName, keychainRemedy } from '../store/keychain-store.js';
 import { failureOf, probeKeychain } from '../store/select-store.js';
@@ -162,9 +163,7 @@ export async function runChecks(context: DoctorContext): Promise<Check[]> {
 }
 
 function restartCommand(service: string | null | undefined, pid: number): string {
-  if (service === 'systemd') return 'systemctl --user restart tokend';
-  if (service === 'launchd') return `launchctl kickstart -k gui/${process.getuid?.() ?? '$(id -u)'}/dev.tokend`;
-  return `stop the \`tokend serve\` running as pid ${pid} (Ctrl-C in its terminal, or \`kill ${pid}\`) and start it again`;
+  return serviceRestartCommand(service) ?? `stop the \`tokend serve\` running as pid ${pid} (Ctrl-C in its terminal, or \`kill ${pid}\`) and start it again`;
 }
 
 async function accountCheck(client: TokendClient, account: StatusView['accounts'][number]): Promise<Check> {

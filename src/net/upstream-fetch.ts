@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
-import { Agent, ProxyAgent, fetch as undiciFetch, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { Env } from '../config/paths.js';
 import { ConfigError } from '../errors.js';
 import { describeProxy, proxyFor, proxySettings, type ProxySettings } from './proxy.js';
@@ -93,8 +93,10 @@ function trustedCertificates(options: UpstreamHttpOptions): string[] | undefined
 /**
  * fetch for every upstream call (token, revoke, Resource Manager), through the proxy the environment
  * names for the URL, curl's way, by undici's proxy agent. Node's own fetch ignores these variables.
+ * undici is loaded here, by the daemon, not by every CLI command that imports this module (about 80 ms).
  */
-export function upstreamHttp(options: UpstreamHttpOptions): UpstreamHttp {
+export async function upstreamHttp(options: UpstreamHttpOptions): Promise<UpstreamHttp> {
+  const { Agent, ProxyAgent, fetch: undiciFetch } = await import('undici');
   const proxies = proxySettings(options.env);
   const ca = trustedCertificates(options);
   const tls = ca === undefined ? {} : { ca };

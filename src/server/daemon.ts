@@ -92,7 +92,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const accounts = new AccountRegistry(selection.store, logger);
   await accounts.load();
   // Every upstream call goes out through this, and so through the proxy the environment names.
-  const http = upstreamHttp({ env: process.env, extraCaCertificates: settings.extraCaCertificates });
+  const http = await upstreamHttp({ env: process.env, extraCaCertificates: settings.extraCaCertificates });
   logUpstreamRoute(http, logger);
   const upstream = options.upstream ?? new TokenEndpoint({ timeoutMs: settings.upstreamTimeoutMs, fetch: http.fetch });
   const broker = new Broker({ accounts, upstream, clock, logger, ...(options.policy ? { policy: options.policy } : {}) });

@@ -19,13 +19,14 @@ export function launchdManager(): ServiceManager {
     enableLinks: () => [],
     unreachableManager: () => undefined,
     installCommands({ upgrading, loaded }, install) {
-      if (loaded && !upgrading) return [];
-      return [
+      if (loaded && !upgrading) return { before: [], after: [] };
+      const after = [
         // launchd keeps the definition it loaded: an upgrade unloads it first.
         ...(loaded ? [{ argv: ['launchctl', 'bootout', target(install)], tolerate: NOT_LOADED }] : []),
         { argv: ['launchctl', 'enable', target(install)] },
         { argv: ['launchctl', 'bootstrap', domain(install), launchAgentPath(install.home)], tolerate: /already (loaded|bootstrapped)|service already/i },
       ];
+      return { before: [], after };
     },
     uninstallCommands(present, install) {
       return { before: present.length > 0 ? [{ argv: ['launchctl', 'bootout', target(install)], tolerate: NOT_LOADED }] : [], after: [] };

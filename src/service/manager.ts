@@ -50,7 +50,8 @@ export interface ServiceManager {
   enableLinks(install: Installation): string[];
   /** Set when a manager runs for this user that this shell cannot reach: removing files then would strand it. */
   unreachableManager(install: Installation, env: Readonly<Record<string, string | undefined>>): string | undefined;
-  installCommands(change: InstallChange, install: Installation): ManagerCommand[];
+  /** `before` runs while the files of `removed` still exist (to name what they defined), `after` once they are gone. */
+  installCommands(change: InstallChange, install: Installation): { before: ManagerCommand[]; after: ManagerCommand[] };
   uninstallCommands(present: string[], install: Installation): { before: ManagerCommand[]; after: ManagerCommand[] };
   query(run: RunCommand, install: Installation): Promise<ManagerQuery>;
   /** Why a failed command means no manager is there to ask, or undefined when it is a real failure. */

@@ -5,6 +5,7 @@ import { ensurePrivateDir, shellQuote, writeFileAtomic } from '../fs/private-pat
 import type { Installation } from './installation.js';
 import type { ManagerCommand, ManagerQuery, ServiceManager, UnitState } from './manager.js';
 import type { RunCommand } from './run-command.js';
+import type { ServiceFile } from './systemd-units.js';
 
 /** The first line of every file `tokend service install` writes; nothing else is ever overwritten or removed. */
 const WRITTEN_BY = /^(# |<\?xml[^\n]*\n<!DOCTYPE[^\n]*\n<!-- )Written by `tokend service install`/;
@@ -52,9 +53,10 @@ function refuseForeign(path: string): never {
 }
 
 export const commandLine = (command: ManagerCommand) => command.argv.map(shellQuote).join(' ');
+const notRun = (commands: ManagerCommand[]): CommandOutcome[] => commands.map((command) => ({ command: commandLine(command), outcome: 'not run' }));
 
 /** What install would change, without changing anything. */
-export async function planInstall({ manager, install }: ServiceContext): Promise<{ changes: FileChange[]; upgrading: boolean; removed: string[] }> {
+export async function planInstall({ manager, install }: ServiceContext): Promise<{ files: ServiceFile[]; changes: FileChange[]; upgrading: boolean; removed: string[] }> {
   const wanted = manager.files(install);
   const changes: FileChange[] = [];
   let upgrading = false;
@@ -71,7 +73,7 @@ export async function planInstall({ manager, install }: ServiceContext): Promise
     if ((await existing(path)).state === 'ours') removed.push(path);
   }
   for (const path of removed) changes.push({ path, action: 'remove' });
-  return { changes, upgrading: upgrading || removed.length > 0, removed };
+  return { files: wanted, changes, upgrading: upgrading || removed.length > 0, removed };
 }
 
 async function runAll(context: ServiceContext, commands: ManagerCommand[], outcomes: CommandOutcome[]): Promise<void> {
@@ -107,11 +109,11 @@ export async function installService(context: ServiceContext, dryRun: boolean): 
   const { manager, install } = context;
   const plan = await planInstall(context);
   const query = await manager.query(context.run, install);
-  const commands = manager.installCommands({ upgrading: plan.upgrading, loaded: query.loaded, removed: plan.removed, files: manager.files(install) }, install);
+  const { before, after } = manager.installCommands({ upgrading: plan.upgrading, loaded: query.loaded, removed: plan.removed, files: plan.files }, install);
   const report: ServiceReport = { manager: manager.description, files: plan.changes, commands: [] };
   if (query.unavailable !== undefined) report.unavailable = query.unavailable;
   if (dryRun) {
-    report.commands = commands.map((command) => ({ command: commandLine(command), outcome: 'not run' }));
+    report.commands = notRun([...before, ...after]);
     return report;
   }
   // The service writes only there, and the sandbox cannot give it a directory that does not exist.
@@ -126,14 +128,12 @@ export async function installService(context: ServiceContext, dryRun: boolean): 
   // The files are in place for when a manager runs; the caller says that nothing was started.
   if (query.unavailable !== undefined) {
     for (const path of plan.removed) await rm(path, { force: true });
-    report.commands = commands.map((command) => ({ command: commandLine(command), outcome: 'not run' }));
+    report.commands = notRun([...before, ...after]);
     return report;
   }
-  // A removed unit is stopped (first command) while its file is still there to name it.
-  const [first, ...rest] = commands;
-  if (plan.removed.length > 0 && first !== undefined) await runAll(context, [first], report.commands);
+  await runAll(context, before, report.commands);
   for (const path of plan.removed) await rm(path, { force: true });
-  await runAll(context, plan.removed.length > 0 ? rest : commands, report.commands);
+  await runAll(context, after, report.commands);
   return report;
 }
 
@@ -160,7 +160,7 @@ export async function uninstallService(context: ServiceContext, dryRun: boolean)
     }
     // No manager runs for this user: nothing is loaded that could be stopped; the files, and the links
     // an enable made, are all there is to remove.
-    reportWith.commands = [...before, ...after].map((command) => ({ command: commandLine(command), outcome: 'not run' }));
+    reportWith.commands = notRun([...before, ...after]);
     if (!dryRun) await removeFiles([...present, ...(await enableLinksPresent(manager.enableLinks(install)))], manager.ownDirectories(install));
     return reportWith;
   }

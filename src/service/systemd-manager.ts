@@ -27,14 +27,16 @@ export function systemdManager(env: Env, runtimeRoot = '/run/user'): ServiceMana
     },
     installCommands({ upgrading, removed, files }) {
       const sockets = socketsOf(files);
-      return [
+      return {
         // A metadata socket the new configuration no longer has: stopped while its file still exists.
-        ...(removed.length > 0 ? [systemctl('disable', '--now', ...removed.map((path) => basename(path)))] : []),
-        systemctl('daemon-reload'),
-        // The running daemon and its sockets were made from the old files: the next connection starts the new one.
-        ...(upgrading ? [systemctl('stop', SERVICE_UNIT, ...sockets)] : []),
-        systemctl('enable', '--now', ...sockets),
-      ];
+        before: removed.length > 0 ? [systemctl('disable', '--now', ...removed.map((path) => basename(path)))] : [],
+        after: [
+          systemctl('daemon-reload'),
+          // The running daemon and its sockets were made from the old files: the next connection starts the new one.
+          ...(upgrading ? [systemctl('stop', SERVICE_UNIT, ...sockets)] : []),
+          systemctl('enable', '--now', ...sockets),
+        ],
+      };
     },
     uninstallCommands(present) {
       const names = present.map((path) => basename(path));

@@ -4,6 +4,7 @@ import { ExitCode, isTokendError, UsageError } from '../../errors.js';
 import { createLogger, type Logger } from '../../log.js';
 import { startDaemon, type RunningDaemon } from '../../server/daemon.js';
 import { takeInheritedSockets } from '../../server/inherited-sockets.js';
+import { serviceRestartCommand } from '../../service/restart.js';
 import { disableCoreDumps } from '../../server/process-hardening.js';
 import { parseFlags } from '../args.js';
 import type { Io } from '../io.js';
@@ -115,9 +116,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
 function howToApply(settings: string[], service = process.env.TOKEND_SERVICE): string {
   // Under systemd the socket units own the listeners: a restart would inherit the old ones.
   if (service === 'systemd' && settings.some((name) => ['socket', 'metadataPort', 'metadataIpv6'].includes(name))) return 'once the units are rewritten: `tokend service install`';
-  if (service === 'systemd') return 'at the next start: `systemctl --user restart tokend`';
-  if (service === 'launchd') return `at the next start: \`launchctl kickstart -k gui/${process.getuid?.() ?? '$(id -u)'}/dev.tokend\``;
-  return 'at the next start of `tokend serve`';
+  const restart = serviceRestartCommand(service);
+  return restart === undefined ? 'at the next start of `tokend serve`' : `at the next start: \`${restart}\``;
 }
 
 /** SIGHUP: the configuration read again as at start; an invalid one changes nothing. */
