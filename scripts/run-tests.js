@@ -24,7 +24,9 @@ function testFiles(dir) {
 // test runner (e.g. `--test-reporter=...`); the rest select files.
 const args = process.argv.slice(2);
 const verbose = args.includes('--verbose') || process.env.TOKEND_TEST_VERBOSE === '1';
-const passed = args.filter((a) => a.startsWith('--') && a !== '--verbose');
+// `--write-figures` (npm run reliability): docs/reliability.md from what the suites recorded, when all pass.
+const writeFigures = args.includes('--write-figures');
+const passed = args.filter((a) => a.startsWith('--') && a !== '--verbose' && a !== '--write-figures');
 const runnerFlags = passed.some((a) => a.startsWith('--test-reporter'))
   ? passed
   : verbose
@@ -66,6 +68,9 @@ if (existsSync(countsFile)) {
     for (const [key, value] of Object.entries(JSON.parse(line))) total[key] += value;
   }
   console.log(`\ntests: ${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+}
+if (status === 0 && writeFigures) {
+  status = spawnSync(process.execPath, [join(root, 'scripts', 'reliability-report.js'), artifacts], { stdio: 'inherit' }).status ?? 1;
 }
 if (status === 0) rmSync(artifacts, { recursive: true, force: true });
 else console.error(`test artifacts (logs) kept in ${artifacts}; \`npm test -- --verbose\` prints every test`);

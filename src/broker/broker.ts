@@ -39,6 +39,12 @@ export interface FreshnessPolicy {
   /** Background retry after a failed refresh: first delay, doubled up to the maximum. */
   backgroundRetryMs: number;
   backgroundRetryMaxMs: number;
+  /**
+   * A background refresh comes at least this long after the token was obtained. A token that lives
+   * shorter is not kept fresh in the background (callers refresh it, within the budget): an upstream
+   * minting tokens of a few seconds would otherwise be asked again in a loop.
+   */
+  minBackgroundIntervalMs: number;
   maxCachedTokens: number;
   /** Distinct scope sets cached per account; beyond it the least recently used is dropped. */
   maxScopeSetsPerAccount: number;
@@ -53,6 +59,7 @@ export const defaultFreshnessPolicy: FreshnessPolicy = {
   failureCooldownMs: 5_000,
   backgroundRetryMs: 15_000,
   backgroundRetryMaxMs: 5 * 60_000,
+  minBackgroundIntervalMs: 30_000,
   maxCachedTokens: 256,
   maxScopeSetsPerAccount: 32,
 };
@@ -593,10 +600,12 @@ export class Broker {
     const failure = this.failures.get(key);
     // At the usual fraction of its life, but always a minute before callers would stop getting it.
     const lastServable = token.expiresAt - (this.serveThresholdSeconds(token) + 60) * 1000;
+    const earliest = token.obtainedAt + this.policy.minBackgroundIntervalMs;
+    if (failure === undefined && earliest >= token.expiresAt) return;
     const dueAt =
       failure !== undefined
         ? failure.at + failure.retryDelayMs
-        : Math.max(token.obtainedAt, Math.min(token.obtainedAt + Math.floor(lifetime * this.policy.refreshAtFraction), lastServable));
+        : Math.max(earliest, Math.min(token.obtainedAt + Math.floor(lifetime * this.policy.refreshAtFraction), lastServable));
     const delayMs = Math.max(0, dueAt - this.clock.now());
     this.timers.set(key, this.clock.setTimer(delayMs, () => this.runBackgroundRefresh(key)));
   }

@@ -50,6 +50,7 @@ export class UpstreamBudget {
       const seconds = Math.ceil((this.pausedUntil - now) / 1000);
       throw new UpstreamUnavailableError(`tokend is holding off the OAuth server for ${this.email} for ${seconds} s more: ${this.pauseReason}`, {
         hint: 'cached tokens are still served; `tokend status` shows the account health',
+        details: { account: this.email, retryAfterSeconds: seconds },
       });
     }
     if (!spend) return;

@@ -67,19 +67,25 @@ function safeErrorCode(value: unknown): string {
 }
 
 const MALFORMED_ANSWER_HINT = 'check that the client file\'s token_uri is Google\'s (https://oauth2.googleapis.com/token)';
+/**
+ * Google's access tokens last an hour (service-account tokens 12 h at most). A longer claim is not
+ * believed: the token is refreshed as if it lasted this long, which costs one grant and is never wrong.
+ */
+export const MAX_ACCESS_TOKEN_SECONDS = 12 * 3600;
 
 function parseGrant(body: Record<string, unknown>, host: string): TokenGrant {
   const { access_token, expires_in, scope, refresh_token, id_token } = body;
-  const expiresIn = typeof expires_in === 'string' ? Number(expires_in) : expires_in;
+  const expiresIn = Math.floor(Number(typeof expires_in === 'string' || typeof expires_in === 'number' ? expires_in : NaN));
   if (typeof access_token !== 'string' || access_token.length === 0 || access_token.length > 8192) {
     throw new UpstreamRejectedError(`the OAuth server at ${host} answered without a usable access_token`, { hint: MALFORMED_ANSWER_HINT });
   }
-  if (typeof expiresIn !== 'number' || !Number.isFinite(expiresIn) || expiresIn <= 0) {
+  // Below a second (0.4 included) the token is dead on arrival.
+  if (!Number.isFinite(expiresIn) || expiresIn < 1) {
     throw new UpstreamRejectedError(`the OAuth server at ${host} answered without a usable expires_in`, { hint: MALFORMED_ANSWER_HINT });
   }
   return {
     accessToken: new Secret(access_token),
-    expiresInSeconds: Math.floor(expiresIn),
+    expiresInSeconds: Math.min(expiresIn, MAX_ACCESS_TOKEN_SECONDS),
     scope: typeof scope === 'string' ? scope : undefined,
     refreshToken: typeof refresh_token === 'string' && refresh_token !== '' ? new Secret(refresh_token) : undefined,
     idToken: typeof id_token === 'string' && id_token !== '' ? new Secret(id_token) : undefined,

@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Broker, CallerInfo } from '../broker/broker.js';
 import { BadRequestError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { answerClientError } from '../net/client-errors.js';
 import { installErrorHandling } from './error-handler.js';
 import { registerManagementRoutes, type ManagementDeps } from './management-routes.js';
 import { registerMetadataRoutes, type MetadataFacts } from './metadata-routes.js';
@@ -34,6 +35,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false },
+    clientErrorHandler: (error, socket) => answerClientError(error, socket),
     // Errors fastify raises before routing (a malformed URL) get the same body as every other error.
     frameworkErrors: (error, _request, reply) => {
       const mapped = new BadRequestError(error.code === 'FST_ERR_BAD_URL' ? 'the request URL is malformed' : 'the request is malformed', {

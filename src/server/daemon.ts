@@ -64,6 +64,12 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const { config, logger } = options;
   const clock = options.clock ?? systemClock;
   const { settings } = config;
+  const stopWatchingClock = clock.onJump?.((ms) =>
+    logger.warn(
+      { event: 'clock_jumped', seconds: Math.round(ms / 1000) },
+      ms > 0 ? 'the wall clock moved forward (set ahead, or the machine woke from sleep): cached tokens are refreshed as their age requires' : 'the wall clock was set back: token ages keep counting on the monotonic clock',
+    ),
+  );
 
   const prefetch = parsePrefetch(config);
 
@@ -218,6 +224,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       await Promise.all([app.close(), metadata?.close()]);
       await broker.stop();
       await http.close();
+      stopWatchingClock?.();
       // Node removes the socket it bound; make sure, without touching a socket a newer daemon created
       // or one the service manager bound (it stays, to start the next daemon).
       try {

@@ -12,6 +12,8 @@ export function installErrorHandling(app: FastifyInstance, logger: Logger): void
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (isTokendError(error)) {
       if (error.httpStatus >= 500) logger.warn({ event: 'request_failed', url: request.routeOptions.url, err: error }, error.message);
+      const retryAfter = error.details?.retryAfterSeconds;
+      if (typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
       return sendJson(reply, { error: error.toJSON() }, error.httpStatus);
     }
     if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {

@@ -1,9 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ProxiedRequestError, RequestRefusedError } from '../errors.js';
 import { floodLimitedCounter, type Logger } from '../log.js';
+import { proxyHeaderIn } from './proxy-headers.js';
 
-/** Headers a proxy or a relaying service adds: a request carrying one was not sent by a local program to us directly. */
-const PROXY_HEADERS = ['x-forwarded-for', 'forwarded', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip', 'via'];
 const HINT = 'connect to the listener directly (http://127.0.0.1:PORT), from a program rather than a web page; see docs/errors.md#request_refused';
 
 /** The `Host` values a program pointed at this listener sends; a DNS-rebinding page sends its own name. */
@@ -46,7 +45,7 @@ export function installMetadataGuard(app: FastifyInstance, port: () => number, l
     if (headers.host === undefined || !hosts.has(headers.host.toLowerCase())) {
       return done(refuse(request, 'host', new RequestRefusedError('the Host header is not one this listener answers to', { hint: HINT })));
     }
-    const proxied = PROXY_HEADERS.find((name) => headers[name] !== undefined);
+    const proxied = proxyHeaderIn(headers);
     if (proxied !== undefined) {
       return done(refuse(request, 'proxy', new ProxiedRequestError(`requests relayed by a proxy (${proxied}) are refused`, { hint: HINT })));
     }

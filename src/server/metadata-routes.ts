@@ -3,6 +3,7 @@ import type { Broker, CallerInfo } from '../broker/broker.js';
 import type { ProjectNumbers } from '../broker/project-number.js';
 import { ScopeSet } from '../broker/scopes.js';
 import { BadRequestError, MissingMetadataFlavorError, NotFoundError, ProxiedRequestError } from '../errors.js';
+import { proxyHeaderIn } from './proxy-headers.js';
 import { sendJson, sendListing, sendText } from './replies.js';
 
 /** What the metadata tree answers that no client file says. */
@@ -33,7 +34,7 @@ function isRecursive(request: FastifyRequest): boolean {
 /**
  * The part of the Compute Engine metadata tree that Google's client libraries read, answered the way
  * the real server answers (see docs/metadata.md): exact content types, `Metadata-Flavor: Google` on
- * every response, 403 without the flavor header or with `X-Forwarded-For`.
+ * every response, 403 without the flavor header or with a header a proxy adds (`X-Forwarded-For`, `Forwarded`, `Via`, ...).
  */
 export function registerMetadataRoutes(app: FastifyInstance, deps: MetadataDeps): void {
   const { broker } = deps;
@@ -41,8 +42,9 @@ export function registerMetadataRoutes(app: FastifyInstance, deps: MetadataDeps)
   app.addHook('onRequest', (request, _reply, done) => {
     // The matched route, not the raw URL: `/%63omputeMetadata/...` routes here too.
     if (request.routeOptions.url?.startsWith('/computeMetadata') !== true) return done();
-    if (request.headers['x-forwarded-for'] !== undefined) {
-      return done(new ProxiedRequestError('requests relayed by a proxy (X-Forwarded-For) are refused', {
+    const proxied = proxyHeaderIn(request.headers);
+    if (proxied !== undefined) {
+      return done(new ProxiedRequestError(`requests relayed by a proxy (${proxied}) are refused`, {
           hint: 'connect to tokend directly; set NO_PROXY=127.0.0.1,localhost,metadata.google.internal for programs that use a proxy',
         }));
     }

@@ -47,13 +47,20 @@ export interface StandinOptions {
 /**
  * One answer of the token endpoint replaced by a failure. `status` answers that status with
  * `{"error":"temporarily_unavailable"}`; `delayMs` answers normally after the delay; `reset` destroys the
- * connection without answering.
+ * connection without answering; `resetMidBody` sends the headers and half a body, then destroys it;
+ * `hang` never answers (`headers`) or never finishes the body it started (`body`), and never closes;
+ * `raw` answers exactly that; `alter` lets oidc-provider answer (a real token is minted) and then
+ * changes the JSON, as a broken or malicious server would.
  */
 export type TokenFault =
   | { status: number; retryAfterSeconds?: number }
   | { delayMs: number }
   | { reset: true }
-  | { invalidGrant: true; subtype?: string }
+  | { resetMidBody: true }
+  | { hang: 'headers' | 'body' }
+  | { raw: { status: number; body: string; contentType?: string } }
+  | { alter: (answer: Record<string, unknown>) => Record<string, unknown> }
+  | { invalidGrant: true; subtype?: string; description?: string }
   | { invalidScope: true };
 
 export interface StandinStats {
@@ -84,6 +91,8 @@ export interface StandinHandle {
   revokeUri: string;
   /** Consumed one per token-endpoint request, before oidc-provider sees it. */
   faults: TokenFault[];
+  /** When set, only requests it accepts consume a fault (the others are answered normally). */
+  faultWhen: ((form: URLSearchParams) => boolean) | undefined;
   stats: StandinStats;
   /** The `scope` form field of each refresh request, in order. */
   refreshRequests: { scope: string | undefined }[];
@@ -136,6 +145,7 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
     tokenUri: `${issuer}/token`,
     revokeUri: `${issuer}/token/revocation`,
     faults: [],
+    faultWhen: undefined,
     stats: { refreshGrants: 0, codeGrants: 0, revocations: 0 },
     refreshRequests: [],
     serverErrors: [],
@@ -352,7 +362,7 @@ function tokenEndpoint(
     }
     recordSecret(form.get('code_verifier') ?? undefined);
 
-    const fault = switches.down ?? handle.faults.shift();
+    const fault = switches.down ?? (handle.faultWhen === undefined || handle.faultWhen(form) ? handle.faults.shift() : undefined);
     if (fault !== undefined && (await answerWithFault(ctx, fault, form))) return;
     await next();
     const answer = ctx.body as { id_token?: string; refresh_token?: string } | undefined;
@@ -361,6 +371,7 @@ function tokenEndpoint(
     if (grantType === 'refresh_token' && answer !== undefined && answer.refresh_token === form.get('refresh_token')) {
       delete answer.refresh_token;
     }
+    if (fault !== undefined && 'alter' in fault && answer !== undefined) ctx.body = fault.alter({ ...answer });
   };
 }
 
@@ -370,9 +381,24 @@ async function answerWithFault(ctx: KoaContext, fault: TokenFault, form: URLSear
     await sleep(fault.delayMs);
     return false;
   }
+  if ('alter' in fault) return false;
   if ('reset' in fault) {
     ctx.respond = false;
     ctx.req.socket.destroy();
+    return true;
+  }
+  if ('resetMidBody' in fault || 'hang' in fault) {
+    ctx.respond = false;
+    if ('hang' in fault && fault.hang === 'headers') return true;
+    ctx.res.writeHead(200, { 'content-type': 'application/json', 'content-length': '400' });
+    ctx.res.write('{"access_token":"ya29.half-an-answer","expires_in":35');
+    if ('resetMidBody' in fault) setTimeout(() => ctx.req.socket.destroy(), 20);
+    return true;
+  }
+  if ('raw' in fault) {
+    ctx.respond = false;
+    ctx.res.writeHead(fault.raw.status, { 'content-type': fault.raw.contentType ?? 'application/json', 'cache-control': 'no-store' });
+    ctx.res.end(fault.raw.body);
     return true;
   }
   ctx.set('Cache-Control', 'no-store');
@@ -384,7 +410,7 @@ async function answerWithFault(ctx: KoaContext, fault: TokenFault, form: URLSear
     ctx.status = 400;
     ctx.body = {
       error: 'invalid_grant',
-      error_description: 'Token has been expired or revoked.',
+      error_description: fault.description ?? 'Token has been expired or revoked.',
       ...(fault.subtype === undefined ? {} : { error_subtype: fault.subtype }),
     };
   } else {

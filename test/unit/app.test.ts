@@ -96,6 +96,23 @@ describe('metadata routes', () => {
     assert.equal(upstream.refreshCalls.length, 0);
   });
 
+  test('regression: every header a proxy adds is refused on the Unix socket too, not only X-Forwarded-For', async () => {
+    const { app, upstream } = await setup();
+    for (const [name, value] of [
+      ['forwarded', 'for=10.0.0.1;host=metadata.google.internal'],
+      ['via', '1.1 squid'],
+      ['x-forwarded-host', 'metadata.google.internal'],
+      ['x-forwarded-proto', 'http'],
+      ['x-real-ip', '10.0.0.1'],
+    ] as const) {
+      const proxied = await app.inject({ url: TOKEN_PATH, headers: { ...FLAVOR, [name]: value } });
+      assert.equal(proxied.statusCode, 403, name);
+      assert.equal(proxied.json().error.code, 'proxied_request', name);
+    }
+    assert.match((await app.inject({ url: TOKEN_PATH, headers: { ...FLAVOR, 'x-real-ip': '10.0.0.1' } })).json().error.message, /\(X-Real-IP\)/);
+    assert.equal(upstream.refreshCalls.length, 0);
+  });
+
   test('a wrong Metadata-Flavor value is refused like a missing one, as the real server does', async () => {
     const { app, upstream } = await setup();
     for (const value of ['google', 'GOOGLE', 'Googl', 'Google ', 'true', '']) {

@@ -1,0 +1,29 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import { BadRequestError } from '../errors.js';
+
+/**
+ * What a listener answers when Node's HTTP parser refuses a request before any route sees it (not
+ * HTTP, headers too large, a request that never finished): the same error body as every other error,
+ * instead of Node's bare 400 or fastify's own format. The parser's own code never reaches the caller.
+ */
+export function answerClientError(error: NodeJS.ErrnoException, socket: Socket, format: 'json' | 'text' = 'json'): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, message] =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'the request did not arrive in time']
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'the request headers are too large (16 KiB at most)']
+        : [400, 'the request is not valid HTTP/1.1'];
+  const body =
+    format === 'json'
+      ? JSON.stringify({ error: new BadRequestError(message, { hint: 'send one well-formed HTTP/1.1 request; docs/metadata.md lists what tokend serves' }).toJSON() })
+      : `tokend: ${message}\n`;
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${format === 'json' ? 'application/json' : 'text/plain; charset=utf-8'}\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n${format === 'json' ? 'Metadata-Flavor: Google\r\n' : ''}Connection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}
