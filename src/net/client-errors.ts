@@ -1,4 +1,4 @@
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { BadRequestError } from '../errors.js';
 
@@ -15,6 +15,15 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Socket, 
       : error.code === 'HPE_HEADER_OVERFLOW'
         ? [431, 'the request headers are too large (16 KiB at most)']
         : [400, 'the request is not valid HTTP/1.1'];
+  answerOnSocket(socket, status, message, format);
+}
+
+/** CONNECT (a proxy tunnel): Node would drop the connection without a word. */
+export function refuseConnect(_request: IncomingMessage, socket: Socket, format: 'json' | 'text' = 'json'): void {
+  answerOnSocket(socket, 405, 'CONNECT is not served: tokend is not a proxy', format);
+}
+
+function answerOnSocket(socket: Socket, status: number, message: string, format: 'json' | 'text'): void {
   const body =
     format === 'json'
       ? JSON.stringify({ error: new BadRequestError(message, { hint: 'send one well-formed HTTP/1.1 request; docs/metadata.md lists what tokend serves' }).toJSON() })
@@ -26,4 +35,12 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Socket, 
     );
   }
   socket.destroy();
+}
+
+/** An `Expect:` other than 100-continue: Node would answer a bare 417 of its own. */
+export function refuseExpectation(_request: IncomingMessage, response: ServerResponse): void {
+  const error = new BadRequestError('the Expect header asks for something tokend does not do', { hint: 'send the request without an Expect header' });
+  const body = JSON.stringify({ error: error.toJSON() });
+  response.writeHead(417, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'metadata-flavor': 'Google', connection: 'close' });
+  response.end(body);
 }

@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { CodeChallengeMethod, OAuth2Client } from 'google-auth-library';
 import type { Clock, TimerHandle } from '../clock.js';
 import type { Logger } from '../log.js';
-import { answerClientError } from '../net/client-errors.js';
+import { answerClientError, refuseConnect } from '../net/client-errors.js';
 import { acceptOwnerOnly, createConnectionBudget, type ConnectionBudget, type OwnerOnlyGuard } from '../net/owner-only.js';
 import type { TokendError } from '../errors.js';
 import { isTokendError, LoginFailedError, LoginTimeoutError } from '../errors.js';
@@ -145,6 +145,7 @@ export class ConsentSession<T> {
     const session = new ConsentSession(options, server, guard, state, new Secret(pkce.codeVerifier), authUrl, redirectUri);
     server.on('request', (req, res) => void session.onRequest(req, res));
     server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => answerClientError(error, socket, 'text'));
+    server.on('connect', (request: IncomingMessage, socket: Socket) => refuseConnect(request, socket, 'text'));
     return session;
   }
 

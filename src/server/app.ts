@@ -1,8 +1,10 @@
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Broker, CallerInfo } from '../broker/broker.js';
 import { BadRequestError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { answerClientError } from '../net/client-errors.js';
+import { answerClientError, refuseConnect, refuseExpectation } from '../net/client-errors.js';
 import { installErrorHandling } from './error-handler.js';
 import { registerManagementRoutes, type ManagementDeps } from './management-routes.js';
 import { registerMetadataRoutes, type MetadataFacts } from './metadata-routes.js';
@@ -36,6 +38,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false },
     clientErrorHandler: (error, socket) => answerClientError(error, socket),
+    // Node would refuse a request without Host with a bare 400 of its own; the TCP listener's guard
+    // refuses it in tokend's format, and on the owner-only Unix socket it does not matter.
+    http: { requireHostHeader: false },
     // Errors fastify raises before routing (a malformed URL) get the same body as every other error.
     frameworkErrors: (error, _request, reply) => {
       const mapped = new BadRequestError(error.code === 'FST_ERR_BAD_URL' ? 'the request URL is malformed' : 'the request is malformed', {
@@ -45,6 +50,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       void sendJson(reply.header('metadata-flavor', 'Google'), { error: mapped.toJSON() }, 400);
     },
   });
+  app.server.on('checkExpectation', refuseExpectation);
+  app.server.on('connect', (request: IncomingMessage, socket: Socket) => refuseConnect(request, socket));
   const callerOf = deps.callerOf ?? (() => ({ transport: 'unix' }));
 
   app.addHook('onSend', async (_request, reply, payload) => {

@@ -22,8 +22,14 @@ export function open(target: Target): Socket {
  * Writes `bytes` (then a half-close when `end`), and reads until the server closes, `expect` answers
  * arrived, or `timeoutMs` passed.
  */
-export function exchange(target: Target, bytes: Buffer | string, options: { end?: boolean; expect?: number; timeoutMs?: number } = {}): Promise<RawAnswer> {
+export function exchange(
+  target: Target,
+  bytes: Buffer | string,
+  options: { end?: boolean; expect?: number; timeoutMs?: number } = {},
+): Promise<RawAnswer> {
   const { end = false, expect = 1, timeoutMs = 3000 } = options;
+  // Answers to HEAD carry a Content-Length but no body.
+  const head = (typeof bytes === 'string' ? bytes : bytes.toString('latin1', 0, 5)).startsWith('HEAD ');
   return new Promise((resolve) => {
     const socket = open(target);
     let received = Buffer.alloc(0);
@@ -34,7 +40,7 @@ export function exchange(target: Target, bytes: Buffer | string, options: { end?
       done = true;
       clearTimeout(timer);
       socket.destroy();
-      resolve({ ...parseResponses(received), closedByServer });
+      resolve({ ...parseResponses(received, head), closedByServer });
     };
     const timer = setTimeout(finish, timeoutMs);
     socket.on('connect', () => {
@@ -43,7 +49,7 @@ export function exchange(target: Target, bytes: Buffer | string, options: { end?
     });
     socket.on('data', (chunk: Buffer) => {
       received = Buffer.concat([received, chunk]);
-      if (parseResponses(received).responses.length >= expect) finish();
+      if (parseResponses(received, head).responses.length >= expect) finish();
     });
     socket.on('end', () => {
       closedByServer = true;
@@ -56,22 +62,22 @@ export function exchange(target: Target, bytes: Buffer | string, options: { end?
   });
 }
 
-/** HTTP/1.1 answers with Content-Length (all tokend sends), in order. */
-export function parseResponses(data: Buffer): Pick<RawAnswer, 'responses' | 'rest'> {
+/** HTTP/1.1 answers with Content-Length (all tokend sends), in order; `head`: answers without bodies. */
+export function parseResponses(data: Buffer, answersHead = false): Pick<RawAnswer, 'responses' | 'rest'> {
   const responses: RawAnswer['responses'] = [];
   let offset = 0;
   for (;;) {
     const headEnd = data.indexOf('\r\n\r\n', offset);
     if (headEnd < 0) break;
-    const head = data.subarray(offset, headEnd).toString('latin1').split('\r\n');
-    const status = /^HTTP\/1\.[01] (\d{3})/.exec(head[0] ?? '');
+    const lines = data.subarray(offset, headEnd).toString('latin1').split('\r\n');
+    const status = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '');
     if (status === null) break;
     const headers: Record<string, string> = {};
-    for (const line of head.slice(1)) {
+    for (const line of lines.slice(1)) {
       const colon = line.indexOf(':');
       if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
     }
-    const length = Number(headers['content-length'] ?? 0);
+    const length = answersHead ? 0 : Number(headers['content-length'] ?? 0);
     const bodyStart = headEnd + 4;
     if (data.length < bodyStart + length) break;
     responses.push({ status: Number(status[1]), headers, body: data.subarray(bodyStart, bodyStart + length).toString('utf8') });
