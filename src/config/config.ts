@@ -219,6 +219,10 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
   for (const [name, spec] of Object.entries(specs) as Array<[keyof Settings, SettingSpec<keyof Settings>]>) {
     const flag = flags[name as keyof Flags];
     const envValue = spec.env === undefined ? undefined : env[spec.env];
+    // A bad value in the file is an error even while a flag or variable overrides it: it would
+    // surprise the next start without them.
+    const fileWhere = `"${spec.fileKey}" in ${configFile}`;
+    const fromFile = spec.fileKey in file ? spec.validate(file[spec.fileKey], { where: fileWhere, fix: `fix or remove ${fileWhere}` }) : undefined;
     if (flag !== undefined) {
       const where = flagName(name);
       settings[name] = spec.validate(flag, { where, fix: `give ${where} a valid value (see \`tokend serve --help\`)` });
@@ -227,9 +231,8 @@ export function loadConfig(flags: Flags = {}, env: Env = process.env): Config {
       const where = spec.env ?? name;
       settings[name] = spec.validate(envValue, { where, fix: `set ${where} to a valid value, or unset it: \`unset ${where}\`` });
       sources[name] = 'env';
-    } else if (spec.fileKey in file) {
-      const where = `"${spec.fileKey}" in ${configFile}`;
-      settings[name] = spec.validate(file[spec.fileKey], { where, fix: `fix or remove ${where}` });
+    } else if (fromFile !== undefined) {
+      settings[name] = fromFile;
       sources[name] = 'file';
     } else {
       settings[name] = spec.fallback(env);

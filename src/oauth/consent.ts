@@ -236,6 +236,11 @@ export class ConsentSession<T> {
     if (this.state !== 'waiting') {
       return refuse(409, 'Sign-in already handled', ['This sign-in has already been completed or cancelled.']);
     }
+    const repeated = ['state', 'code', 'error'].find((name) => params.getAll(name).length > 1);
+    if (repeated !== undefined) {
+      // Which one would count is a guess, and a forged second value is the classic way to make one.
+      return refuse(400, 'Sign-in response malformed', [`The response carries "${repeated}" more than once.`, 'Use the most recent link that `tokend login` printed, or run it again.']);
+    }
     if (!this.stateMatches(params.get('state'))) {
       // Left open: a stray or forged request must not be able to end the real sign-in.
       return refuse(400, 'Sign-in response not recognized', [

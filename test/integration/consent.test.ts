@@ -206,6 +206,21 @@ describe('consent session', () => {
     assert.equal((await session.result).email, 'alice@example.com');
   });
 
+  test('regression: a redirect carrying state or code twice is refused, even with the real ones, and the sign-in stays open', async () => {
+    const session = await start();
+    const real = new URL(await obtainRedirectUrl(session.authUrl));
+    const code = real.searchParams.get('code')!;
+    const state = real.searchParams.get('state')!;
+    for (const query of [`code=${code}&state=${state}&state=${state}`, `code=forged&code=${code}&state=${state}`, `error=access_denied&error=x&state=${state}&code=${code}`]) {
+      const answer = await get(`${session.redirectUri}?${query}`);
+      assert.equal(answer.status, 400, query);
+      assert.match(answer.body, /more than once/);
+      assert.equal(session.finished, false, query);
+    }
+    assert.equal((await get(real.toString())).status, 200, 'the real redirect still completes it');
+    assert.equal((await session.result).email, 'alice@example.com');
+  });
+
   test('regression: idle connections are capped, and every one is cut when the sign-in ends', async () => {
     const session = await start();
     const { port } = new URL(session.redirectUri);

@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { after, before, describe, test } from 'node:test';
 import { fuzzSeed, judge, report, tally, type Tally } from '../helpers/bad-input.js';
-import { daemonDirs, daemonEnv, freePort, loginByPasteBack, startDaemonProcess, stopAllDaemons, type DaemonProcess } from '../helpers/daemon-process.js';
-import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
+import { obtainRedirectUrl } from '../helpers/consent-driver.js';
+import { AUTH_URL_LINE, daemonDirs, daemonEnv, freePort, loginByPasteBack, startCli, startDaemonProcess, stopAllDaemons, type DaemonProcess } from '../helpers/daemon-process.js';
+import { CALLBACK_PATH, startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 import { exchange, open, request, type Target } from '../helpers/raw-http.js';
 
 const G = 'https://www.googleapis.com/auth/';
@@ -19,6 +20,8 @@ const FUZZ_RUNS = 400;
 
 let standin: StandinHandle;
 let daemon: DaemonProcess;
+let env: NodeJS.ProcessEnv;
+let clientFile: string;
 let port: number;
 let unix: Target;
 let tcp: Target;
@@ -28,9 +31,9 @@ before(async () => {
   standin = await startStandin();
   const dirs = daemonDirs();
   port = await freePort();
-  const env = daemonEnv(dirs, { TOKEND_STORE: 'memory', TOKEND_METADATA_PORT: String(port), TOKEND_PROJECT_NUMBER: '123456789012', BROWSER: 'false' });
+  env = daemonEnv(dirs, { TOKEND_STORE: 'memory', TOKEND_METADATA_PORT: String(port), TOKEND_PROJECT_NUMBER: '123456789012', BROWSER: 'false' });
   daemon = await startDaemonProcess({ name: 'bad-input-http', env, socket: dirs.socket });
-  const clientFile = standin.writeClientSecrets(dirs.root);
+  clientFile = standin.writeClientSecrets(dirs.root);
   assert.equal((await loginByPasteBack(['--client-secrets', clientFile, '--scopes', 'bigquery,cloud-platform'], env)).code, 0);
   unix = { socketPath: dirs.socket };
   tcp = { port };
@@ -241,6 +244,135 @@ describe('bad input over HTTP', () => {
 
   test('the metadata listener: the corpus and random requests get clear 4xx answers, and the daemon keeps serving', async () => {
     await runCorpus('metadata listener (TCP)', tcp, `127.0.0.1:${port}`);
+  });
+
+  test('the management API: malformed, mistyped and hostile JSON bodies get clear 4xx answers', async () => {
+    const t = tally('management API (JSON bodies)');
+    const send = (method: string, path: string, body: string | Buffer, contentType = 'application/json') =>
+      Buffer.concat([
+        Buffer.from(`${method} ${path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: ${contentType}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n`),
+        Buffer.from(body),
+      ]);
+    const web = JSON.stringify({ web: { client_id: 'x.apps.googleusercontent.com', client_secret: 's', auth_uri: 'https://accounts.google.com/o/oauth2/auth', token_uri: 'https://oauth2.googleapis.com/token' } });
+    const installed = (fields: Record<string, unknown>) =>
+      JSON.stringify({ installed: { client_id: 'x.apps.googleusercontent.com', client_secret: 's', auth_uri: 'https://accounts.google.com/o/oauth2/auth', token_uri: 'https://oauth2.googleapis.com/token', ...fields } });
+    const loginBodies = [
+      '',
+      'null',
+      '[]',
+      '"clientSecrets"',
+      '12',
+      '{',
+      '{"clientSecrets": }',
+      '{"clientSecrets": 5}',
+      '{"clientSecrets": ""}',
+      '{"clientSecrets": "not json"}',
+      '{"clientSecrets": "[]"}',
+      JSON.stringify({ clientSecrets: web }),
+      JSON.stringify({ clientSecrets: installed({ client_id: undefined }) }),
+      JSON.stringify({ clientSecrets: installed({ client_secret: 7 }) }),
+      JSON.stringify({ clientSecrets: installed({ token_uri: 'not a url' }) }),
+      JSON.stringify({ clientSecrets: installed({ token_uri: 'http://evil.example/token' }) }),
+      JSON.stringify({ clientSecrets: installed({ token_uri: 'file:///etc/passwd' }) }),
+      JSON.stringify({ clientSecrets: installed({ auth_uri: 'javascript:alert(1)' }) }),
+      JSON.stringify({ clientSecrets: installed({}), scopes: 12 }),
+      JSON.stringify({ clientSecrets: installed({}), scopes: 'x'.repeat(40_000) }),
+      JSON.stringify({ clientSecrets: installed({}), scopes: Array.from({ length: 100 }, (_, i) => `s${i}`).join(',') }),
+      JSON.stringify({ clientSecrets: installed({}), loginHint: { $ne: 1 } }),
+      '{"__proto__": {"polluted": true}, "clientSecrets": "x"}',
+      '{"constructor": {"prototype": {"polluted": true}}}',
+      `{"clientSecrets": "${'a'.repeat(70_000)}"}`,
+      '['.repeat(100_000),
+      Buffer.from('{"clientSecrets": "\xff\xfe"}', 'latin1'),
+    ];
+    const cases: Array<[string, Buffer]> = [
+      ...loginBodies.map((body, i): [string, Buffer] => [`POST /logins body ${i}`, send('POST', '/tokend/v1/logins', body)]),
+      ['POST /logins as text/plain', send('POST', '/tokend/v1/logins', installed({}), 'text/plain')],
+      ['POST /logins as UTF-16 JSON', send('POST', '/tokend/v1/logins', Buffer.from(JSON.stringify({ clientSecrets: installed({}) }), 'utf16le'), 'application/json; charset=utf-16')],
+      ['POST /logins as a form', send('POST', '/tokend/v1/logins', 'clientSecrets=x', 'application/x-www-form-urlencoded')],
+      ...['nope', '../../etc', 'x'.repeat(3000), '%00', '%2e%2e%2f'].flatMap((id): Array<[string, Buffer]> => [
+        [`GET /logins/${id.slice(0, 20)}`, send('GET', `/tokend/v1/logins/${id}?wait=0`, '')],
+        [`POST /logins/${id.slice(0, 20)}/redirect`, send('POST', `/tokend/v1/logins/${id}/redirect`, JSON.stringify({ url: 'http://127.0.0.1:1/oauth2callback?code=x&state=y' }))],
+      ]),
+      ['GET /logins/x?wait=-5', send('GET', '/tokend/v1/logins/x?wait=-5', '')],
+      ['GET /logins/x?wait=1e308', send('GET', '/tokend/v1/logins/x?wait=1e308', '')],
+      ['PUT /default {}', send('PUT', '/tokend/v1/default', '{}')],
+      ['PUT /default account 5', send('PUT', '/tokend/v1/default', '{"account": 5}')],
+      ['PUT /default account []', send('PUT', '/tokend/v1/default', '{"account": []}')],
+      ['PUT /default unknown account', send('PUT', '/tokend/v1/default', '{"account": "nobody@example.com"}')],
+      ['PUT /default a long account', send('PUT', '/tokend/v1/default', JSON.stringify({ account: `${'a'.repeat(5000)}@example.com` }))],
+      ['POST /store/migrate nowhere', send('POST', '/tokend/v1/store/migrate', '{"to": "nowhere"}')],
+      ['POST /store/migrate 5', send('POST', '/tokend/v1/store/migrate', '{"to": 5}')],
+      ['POST /store/migrate a path', send('POST', '/tokend/v1/store/migrate', '{"to": "../../tmp/x"}')],
+      ['POST /logout unknown account', send('POST', '/tokend/v1/logout', '{"account": "nobody@example.com"}')],
+      ['POST /logout revoke "yes"', send('POST', '/tokend/v1/logout', '{"account": "nobody@example.com", "revoke": "yes"}')],
+      ['POST /logout account {}', send('POST', '/tokend/v1/logout', '{"account": {}}')],
+      ['GET /token account twice', send('GET', '/tokend/v1/token?account=a&account=b', '')],
+      ['GET /token unknown account', send('GET', '/tokend/v1/token?account=nobody%40example.com', '')],
+      ['GET /token scopes junk', send('GET', '/tokend/v1/token?scopes=%00%01%02', '')],
+      ['DELETE /status', send('DELETE', '/tokend/v1/status', '')],
+      ['POST /status', send('POST', '/tokend/v1/status', '{}')],
+    ];
+    for (const [label, bytes] of cases) {
+      const answer = await exchange(unix, bytes);
+      const problems = judge(t, label, answer, { format: 'json' });
+      const status = answer.responses[0]?.status ?? 0;
+      if (problems.length === 0 && !label.startsWith('DELETE /logins') && (status < 400 || status >= 500)) t.problems.push(`${label}: HTTP ${status}, a bad request was not refused`);
+      await assertServes(t, unix, 'localhost');
+    }
+    const status = await exchange(unix, request('/tokend/v1/status', { host: 'localhost' }));
+    assert.match(status.responses[0]?.body ?? '', /alice@example\.com/, 'the account is still there');
+    assert.doesNotMatch(status.responses[0]?.body ?? '', /polluted/);
+    report(t);
+  });
+
+  test('the consent listener and its callback: junk, forged and replayed redirects leave the sign-in open; the real one completes it once', async () => {
+    const t = tally('consent listener');
+    const login = startCli(['login', '--client-secrets', clientFile, '--scopes', 'bigquery', '--no-browser'], env);
+    const [, authUrl] = await login.waitForStderr(AUTH_URL_LINE);
+    const redirectUri = new URL(new URL(authUrl!).searchParams.get('redirect_uri')!);
+    const consent: Target = { port: Number(redirectUri.port) };
+    const host = `127.0.0.1:${redirectUri.port}`;
+    const real = new URL(await obtainRedirectUrl(authUrl!));
+    const code = real.searchParams.get('code')!;
+    const state = real.searchParams.get('state')!;
+    const callback = (query: string, headers: Record<string, string> = {}) => request(`${CALLBACK_PATH}?${query}`, { host, ...headers });
+    standin.resetStats();
+    const cases: Array<[string, string | Buffer, number[]]> = [
+      ['no query', callback(''), [400]],
+      ['no code', callback(`state=${state}`), [400]],
+      ['an empty code', callback(`code=&state=${state}`), [400]],
+      ['a code of 3000 characters', callback(`code=${'a'.repeat(3000)}&state=${state}`), [400]],
+      ['the real code with a wrong state', callback(`code=${code}&state=${state.slice(1)}x`), [400]],
+      ['the real code with no state', callback(`code=${code}`), [400]],
+      ['the real code with the state twice', callback(`code=${code}&state=${state}&state=${state}`), [400]],
+      ['the real code and a forged one', callback(`code=forged&code=${code}&state=${state}`), [400]],
+      ['error=access_denied with a wrong state', callback(`error=access_denied&state=wrong`), [400]],
+      ['error=<script> with a wrong state', callback(`error=%3Cscript%3E&state=wrong`), [400]],
+      ['a forged code with the right state', callback(`code=forged-code&state=${state}`), [403]],
+      ['the real code, asked for by an <img>', callback(`code=${code}&state=${state}`, { 'sec-fetch-dest': 'image' }), [403]],
+      ['the real code, POSTed', request(`${CALLBACK_PATH}?code=${code}&state=${state}`, { host, 'content-length': '0' }, 'POST'), [404]],
+      ['another path', request('/../../etc/passwd', { host }), [404]],
+      ['a start address that is not the one', request('/start/guess', { host }), [404]],
+      ['not HTTP', 'hello\r\n\r\n', [400]],
+      ['CONNECT', `CONNECT 127.0.0.1:443 HTTP/1.1\r\nhost: ${host}\r\n\r\n`, [405]],
+      ['a header of 20 KiB', callback(`code=${code}&state=${state}`, { 'x-big': 'a'.repeat(20_480) }), [431]],
+      ['invalid UTF-8 in the query', Buffer.concat([Buffer.from(`GET ${CALLBACK_PATH}?code=\xc3\x28&state=${state} HTTP/1.1\r\n`, 'latin1'), Buffer.from(`host: ${host}\r\n\r\n`)]), [400]],
+    ];
+    for (const [label, bytes, statuses] of cases) {
+      judge(t, label, await exchange(consent, bytes), { format: 'page', statuses });
+      assert.equal(login.child.exitCode, null, `the sign-in is still open after: ${label}`);
+    }
+    assert.equal(standin.stats.codeGrants, 1, 'only the forged code was sent to the OAuth server; the real one was never spent by a bad request');
+    const completed = await exchange(consent, callback(`code=${code}&state=${state}`));
+    assert.equal(completed.responses[0]?.status, 200, completed.responses[0]?.body);
+    const result = await login.result;
+    assert.equal(result.code, 0, result.stderr);
+    // A replay: the listener is gone, or refuses it; the OAuth server is not asked again.
+    const replay = await exchange(consent, callback(`code=${code}&state=${state}`), { timeoutMs: 1500 });
+    judge(t, 'the real redirect replayed', replay, { format: 'page', answerRequired: false, statuses: [409] });
+    assert.equal(standin.stats.codeGrants, 2, 'the replay never reached the OAuth server');
+    report(t);
   });
 
   test('slow-loris and half-open connections do not stop a normal client from being served', async () => {

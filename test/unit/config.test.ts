@@ -43,6 +43,13 @@ test('bad values are rejected with where they came from', () => {
   assert.throws(() => loadConfig({}, { TOKEND_CONFIG_DIR: configDirWith({ loginTimeoutSeconds: 5 }) }), /loginTimeoutSeconds.*from 10 to 3600/);
 });
 
+test('regression: a bad value in the file is refused even while a variable or flag overrides it', () => {
+  const dir = configDirWith({ store: 5 });
+  assert.throws(() => loadConfig({}, { TOKEND_CONFIG_DIR: dir, TOKEND_STORE: 'memory' }), /"store" in .*config\.json must be one of/);
+  const socketOnly = configDirWith({ socket: '' });
+  assert.throws(() => loadConfig({ socket: '/tmp/flag.sock' }, { TOKEND_CONFIG_DIR: socketOnly }), /"socket" in .*config\.json must be a non-empty string/);
+});
+
 test('resourceManagerUrl: Google\'s by default; https, or plain http to loopback only', () => {
   const dir = configDirWith({});
   assert.equal(loadConfig({}, { TOKEND_CONFIG_DIR: dir }).settings.resourceManagerUrl, 'https://cloudresourcemanager.googleapis.com');

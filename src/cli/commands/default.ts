@@ -1,4 +1,4 @@
-import { ExitCode } from '../../errors.js';
+import { ExitCode, UsageError } from '../../errors.js';
 import { parseFlags } from '../args.js';
 import { clientFor, socketOption } from '../context.js';
 import { line, type Io } from '../io.js';
@@ -17,6 +17,7 @@ interface StatusAccounts {
 
 export async function run(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parseFlags('default', argv, { ...socketOption }, true);
+  if (positionals.length > 1) throw new UsageError(`\`tokend default\` takes one email, not ${positionals.length} arguments`, { hint: 'see `tokend default --help`' });
   const client = clientFor(io, values.socket);
   const [email] = positionals;
   if (email === undefined) {

@@ -1,8 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { LoginOutcome, LoginStartResponse, TokendClient } from '../../client/socket-client.js';
 import { ExitCode, InvalidClientSecretsError, LoginFailedError, LoginTimeoutError, UsageError } from '../../errors.js';
+import { readSmallFile, SmallFileError } from '../../fs/small-file.js';
 import { parseFlags } from '../args.js';
 import { openBrowser, whyNoBrowser } from '../browser.js';
 import { clientFor, socketOption } from '../context.js';
@@ -10,6 +10,8 @@ import { line, type Io } from '../io.js';
 import { apiScopeList } from '../scope-names.js';
 
 export const summary = 'one-time consent for an account, in the browser';
+/** A Google client file is under 1 KiB; the daemon takes request bodies up to 64 KiB. */
+const MAX_CLIENT_FILE_BYTES = 64 * 1024;
 export const usage = `Usage: tokend login --client-secrets FILE [--scopes LIST] [--no-browser] [--login-hint EMAIL] [--default] [--json]
 
 Starts a consent in the browser. The daemon receives the answer and keeps the refresh token; this
@@ -53,10 +55,16 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const path = resolve(file);
   let clientSecrets: string;
   try {
-    clientSecrets = await readFile(path, 'utf8');
+    clientSecrets = await readSmallFile(path, MAX_CLIENT_FILE_BYTES);
   } catch (error) {
-    throw new InvalidClientSecretsError(`cannot read the client file ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`, {
-      hint: 'check the path given to --client-secrets',
+    const problem = error instanceof SmallFileError ? error.problem : 'error';
+    throw new InvalidClientSecretsError(`cannot read the client file ${path} (${problem === 'too large' ? 'larger than 64 KiB: not a client file' : problem})`, {
+      hint: 'give --client-secrets the JSON file downloaded from the Cloud Console (APIs & Services > Credentials)',
+    });
+  }
+  if (clientSecrets.trim() === '') {
+    throw new InvalidClientSecretsError(`the client file ${path} is empty`, {
+      hint: 'give --client-secrets the JSON file downloaded from the Cloud Console (APIs & Services > Credentials)',
     });
   }
   const client = clientFor(io, values.socket);

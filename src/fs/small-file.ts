@@ -1,0 +1,34 @@
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
+
+/** Why a file a person named cannot be read: its errno code, "not a regular file" or "too large". */
+export class SmallFileError extends Error {
+  constructor(readonly problem: string) {
+    super(problem);
+    this.name = 'SmallFileError';
+  }
+}
+
+/**
+ * Reads a small regular file a person named (a client file): a FIFO, a device such as /dev/zero or a
+ * directory is refused at once instead of blocking or reading without end, and so is a file larger
+ * than `maxBytes`. Links are followed: the file is the person's own choice.
+ */
+export async function readSmallFile(path: string, maxBytes: number): Promise<string> {
+  let handle;
+  try {
+    handle = await open(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+  } catch (error) {
+    throw new SmallFileError((error as NodeJS.ErrnoException).code ?? 'error');
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw new SmallFileError('not a regular file');
+    if (info.size > maxBytes) throw new SmallFileError('too large');
+    const data = await handle.readFile();
+    if (data.length > maxBytes) throw new SmallFileError('too large');
+    return data.toString('utf8');
+  } finally {
+    await handle.close();
+  }
+}
