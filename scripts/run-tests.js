@@ -42,18 +42,20 @@ if (selected.length === 0) {
 // Fast and narrow first, so a broken behaviour is reported within seconds. Node's runner sorts the
 // files it is given, so each group is a run of its own; test/final/ reads what the others left.
 const groups = ['test/unit/', 'test/integration/', 'test/e2e/'].map((prefix) => selected.filter((f) => f.startsWith(prefix)));
-const rest = selected.filter((f) => !f.startsWith('test/final/') && !groups.some((group) => group.includes(f)));
+// The load suite saturates both cores: it runs alone, after everything else.
+const loadFiles = selected.filter((f) => f.startsWith('test/load/'));
+const rest = selected.filter((f) => !f.startsWith('test/final/') && !loadFiles.includes(f) && !groups.some((group) => group.includes(f)));
 const last = selected.filter((f) => f.startsWith('test/final/'));
 
 const artifacts = mkdtempSync(join(tmpdir(), 'tokend-test-'));
 const countsFile = join(artifacts, 'counts.jsonl');
 const env = { ...process.env, TOKEND_TEST_ARTIFACTS: artifacts, TOKEND_TEST_COUNTS: countsFile };
 const started = Date.now();
-const run = (files) =>
+const run = (files, concurrency = 2) =>
   files.length === 0
     ? 0
     : // A hang fails the run with the test's name within two minutes instead of holding CI.
-      spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', `--test-timeout=${TEST_TIMEOUT_MS}`, ...runnerFlags, ...files], {
+      spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${TEST_TIMEOUT_MS}`, ...runnerFlags, ...files], {
         cwd: root,
         env,
         stdio: 'inherit',
@@ -61,6 +63,7 @@ const run = (files) =>
 
 let status = 0;
 for (const files of [...groups, rest]) status = run(files) || status;
+status = run(loadFiles, 1) || status;
 if (status === 0) status = run(last);
 if (existsSync(countsFile)) {
   const total = { passed: 0, failed: 0, skipped: 0 };

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
+import type { Server as HttpServer } from 'node:http';
 import type { Server, Socket } from 'node:net';
 import { floodLimitedCounter, type Logger } from '../log.js';
+import { IdleTracker } from './connection-limit.js';
 import { tcpPeerUid, type PeerUid, type TcpEnds } from './tcp-peer-uid.js';
 
 /**
@@ -45,7 +47,7 @@ export function daemonConnectionBudget(softFdLimit = readSoftFdLimit()): Connect
   return createConnectionBudget(Math.max(16, Math.min(DEFAULT_TCP_BUDGET, room)));
 }
 
-function readSoftFdLimit(): number | undefined {
+export function readSoftFdLimit(): number | undefined {
   try {
     const line = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'latin1'));
     if (line === null || line[1] === 'unlimited') return undefined;
@@ -96,6 +98,7 @@ export function acceptOwnerOnly(server: Server, options: OwnerOnlyOptions): Owne
   const lookup = options.lookup ?? ((ends: TcpEnds) => tcpPeerUid(ends));
   const sockets = new Set<Socket>();
   const accepted = new Set<Socket>();
+  const idle = new IdleTracker(server as HttpServer);
   const countRefusal = floodLimitedCounter();
   let refused = 0;
   let closed = false;
@@ -142,8 +145,18 @@ export function acceptOwnerOnly(server: Server, options: OwnerOnlyOptions): Owne
     if (socket.destroyed) return;
     if (peer.known && peer.uid !== owner) return refuse(socket, 'the connecting process belongs to another user', peer.uid);
     if (!peer.known && (peer.supported || options.whenUnsupported === 'refuse')) return refuse(socket, peer.reason);
-    if (accepted.size >= options.maxConnections) return refuse(socket, 'too many connections to this listener');
+    if (accepted.size >= options.maxConnections) {
+      // The owner's own runaway program must not lock the owner's other programs out: the connection
+      // idle longest makes room, and only when all are busy is the new one refused.
+      const victim = idle.longestIdle(accepted);
+      if (victim === undefined) return refuse(socket, 'too many connections to this listener, all busy');
+      accepted.delete(victim);
+      victim.destroy();
+      const { count, log } = countRefusal('evicted');
+      if (log) options.logger?.warn({ event: 'connection_evicted', listener: options.listener, max: options.maxConnections, count }, 'closed the connection idle longest to make room');
+    }
     accepted.add(socket);
+    idle.add(socket);
     socket.resume();
   };
 

@@ -31,7 +31,7 @@ const littleEndian = endianness() === 'LE';
  * is the entry whose local end is our peer and whose remote end is us. Elsewhere (macOS) there is no
  * such table and the answer is unknown. A connection that closed before the lookup is unknown too.
  * Reading the table costs the kernel a walk over every TCP socket (about 5 ms with 400 open here), so
- * the likely table is read first.
+ * the likely table is read first, and concurrent lookups share reads.
  */
 export async function tcpPeerUid(ends: TcpEnds, platform = process.platform): Promise<PeerUid> {
   if (platform !== 'linux') return { known: false, supported: false, reason: `the owner of a TCP peer cannot be looked up on ${platform}` };
@@ -40,14 +40,14 @@ export async function tcpPeerUid(ends: TcpEnds, platform = process.platform): Pr
   if (peer === undefined || self === undefined) return { known: false, supported: true, reason: 'the connection has no address' };
   let readable = 0;
   for (const table of tablesFor(ends.localAddress)) {
-    let text: string;
+    let owners: Map<string, number>;
     try {
-      text = await readFile(table, 'latin1');
+      owners = await freshTable(table);
     } catch {
       continue; // tcp6 is absent when IPv6 is disabled
     }
     readable++;
-    const uid = findOwner(text, peer, self);
+    const uid = owners.get(`${peer}|${self}`);
     if (uid !== undefined) return { known: true, uid };
   }
   return {
@@ -57,17 +57,53 @@ export async function tcpPeerUid(ends: TcpEnds, platform = process.platform): Pr
   };
 }
 
-/** Finds the line whose local end is `peer` and remote end `self`; returns its uid column. */
-export function findOwner(table: string, peer: string, self: string): number | undefined {
+const reads = new Map<string, { inFlight?: Promise<Map<string, number>>; next?: Promise<Map<string, number>> }>();
+
+/**
+ * The owners in `path`, read after this call began: a read already in flight may predate the
+ * connection, so a lookup that arrives during one waits for the next. Lookups that arrive together
+ * share one read and one parse, so a burst of connections costs a few walks of the table, not one each.
+ */
+function freshTable(path: string): Promise<Map<string, number>> {
+  let state = reads.get(path);
+  if (state === undefined) reads.set(path, (state = {}));
+  const current = state;
+  if (current.inFlight === undefined) {
+    const read = readFile(path, 'latin1').then(indexOwners);
+    current.inFlight = read;
+    read.then(
+      () => (current.inFlight = undefined),
+      () => (current.inFlight = undefined),
+    );
+    return read;
+  }
+  current.next ??= current.inFlight
+    .catch(() => undefined)
+    .then(() => {
+      current.next = undefined;
+      return freshTable(path);
+    });
+  return current.next;
+}
+
+/** `peer|self` (the client's end, then ours) → the uid that owns the client's socket. */
+function indexOwners(table: string): Map<string, number> {
+  const owners = new Map<string, number>();
   for (const line of table.split('\n')) {
     // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ...
     const fields = line.trim().split(/\s+/);
     if (fields.length < 8 || !/^\d+:$/.test(fields[0] ?? '')) continue;
-    if (procEndpointKey(fields[1]!) !== peer || procEndpointKey(fields[2]!) !== self) continue;
+    const local = procEndpointKey(fields[1]!);
+    const remote = procEndpointKey(fields[2]!);
     const uid = Number(fields[7]);
-    if (Number.isInteger(uid) && uid >= 0) return uid;
+    if (local !== undefined && remote !== undefined && Number.isInteger(uid) && uid >= 0) owners.set(`${local}|${remote}`, uid);
   }
-  return undefined;
+  return owners;
+}
+
+/** Finds the line whose local end is `peer` and remote end `self`; returns its uid column. */
+export function findOwner(table: string, peer: string, self: string): number | undefined {
+  return indexOwners(table).get(`${peer}|${self}`);
 }
 
 /** `ADDR:PORT` from /proc (address as 32-bit words in host byte order, port in hex) → a comparable key. */

@@ -9,7 +9,8 @@ import { systemClock, type Clock } from '../clock.js';
 import { describeOrigin, type Config, type Settings } from '../config/config.js';
 import { ConfigError, SocketInUseError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { daemonConnectionBudget } from '../net/owner-only.js';
+import { limitConnections } from '../net/connection-limit.js';
+import { daemonConnectionBudget, readSoftFdLimit, RESERVED_FDS } from '../net/owner-only.js';
 import { describeProxy } from '../net/proxy.js';
 import { upstreamHttp, type UpstreamHttp } from '../net/upstream-fetch.js';
 import { ResourceManager, type ProjectDirectory } from '../oauth/resource-manager.js';
@@ -51,6 +52,9 @@ export interface ReloadResult {
   applied: Array<keyof Settings>;
   needRestart: Array<keyof Settings>;
 }
+
+/** Connections the Unix socket holds at most (fewer when the fd limit is low); beyond, the one idle longest is closed. */
+const UNIX_SOCKET_CONNECTIONS = 1024;
 
 /** Asked by `tokend doctor` when no account names its own endpoint yet. */
 const GOOGLE_TOKEN_ENDPOINT = 'https://oauth2.googleapis.com/token';
@@ -163,6 +167,12 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     },
   });
 
+  // Only the owner can connect, but the owner's own runaway program could open connections without end.
+  limitConnections(app.server, {
+    max: Math.max(16, Math.min(UNIX_SOCKET_CONNECTIONS, (readSoftFdLimit() ?? 4096) - RESERVED_FDS - connections.limit)),
+    listener: 'unix',
+    logger,
+  });
   try {
     if (inherited.unix === undefined) {
       await app.listen({ path: settings.socket });
