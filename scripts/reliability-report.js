@@ -42,10 +42,16 @@ export function renderReport(figures, { date = new Date(), machine = describeMac
     `${faults.length} faults injected, ${faults.filter((f) => f.survived).length} survived: the caller got a clear answer, the daemon kept answering, and the account worked again by itself once the fault was gone (after a new login where the grant itself died).`,
     '',
     table(
-      ['class', 'injected', 'survived', 'faults'],
-      groupBy(faults, 'faultClass').map(([name, items]) => [name, items.length, items.filter((f) => f.survived).length, items.map((f) => f.name).join('; ')]),
+      ['class', 'injected', 'survived'],
+      groupBy(faults, 'faultClass').map(([name, items]) => [name, items.length, items.filter((f) => f.survived).length]),
     ),
     '',
+    ...groupBy(faults, 'faultClass').flatMap(([name, items]) => [
+      `### ${name}`,
+      '',
+      table(['fault', 'what the caller sees', 'what the log says', 'survived'], items.map((f) => [f.name, f.caller ?? '', f.log ?? '', f.survived ? 'yes' : '**no**'])),
+      '',
+    ]),
     '## Bad inputs',
     '',
     `${sum(inputs, 'cases')} bad inputs tried; ${sum(inputs, 'crashes')} crashes, ${sum(inputs, 'unexplained5xx')} answers of 5xx without a cause, ${sum(inputs, 'leaks')} answers that showed internals.`,

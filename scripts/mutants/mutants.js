@@ -7,8 +7,8 @@ export const mutants = [
   {
     id: 'rotated-token-save-not-awaited',
     file: 'src/broker/broker.ts',
-    from: "if (!(await this.accounts.save(account))) throw new AccountChangedError();\n      this.logger.info({ event: 'refresh_token_rotated'",
-    to: "void this.accounts.save(account);\n      this.logger.info({ event: 'refresh_token_rotated'",
+    from: "      if (!(await this.accounts.save(account))) throw new AccountChangedError();\n    } catch (error) {\n      this.logger.error({ event: 'store_write_failed'",
+    to: "      void this.accounts.save(account);\n    } catch (error) {\n      this.logger.error({ event: 'store_write_failed'",
   },
   { id: 'private-dir-group-writable-only', file: 'src/fs/private-path.ts', from: 'if ((mode & 0o022) !== 0) {', to: 'if ((mode & 0o020) !== 0) {' },
   {
@@ -142,7 +142,7 @@ export const mutants = [
     from: "await ensurePrivateDir(dir, { create: false, others: 'refuse', what: 'socket' });",
     to: '',
   },
-  { id: 'proxied-metadata-request-served', file: 'src/server/metadata-routes.ts', from: "if (request.headers['x-forwarded-for'] !== undefined) {", to: 'if (false) {' },
+  { id: 'proxied-metadata-request-served', file: 'src/server/metadata-routes.ts', from: 'if (proxied !== undefined) {', to: 'if (false) {' },
   { id: 'secret-file-mode-unchecked', file: 'src/fs/private-path.ts', from: "if (kind === 'secret' && mode !== 0o600) {", to: 'if (false) {' },
   { id: 'writable-ancestor-accepted', file: 'src/fs/private-path.ts', from: 'if ((info.mode & 0o022) !== 0 && !sticky) {', to: 'if (false) {' },
   { id: 'symlink-followed-on-read', file: 'src/fs/private-path.ts', from: 'constants.O_RDONLY | O_NOFOLLOW | O_NONBLOCK', to: 'constants.O_RDONLY | O_NONBLOCK' },
@@ -153,7 +153,7 @@ export const mutants = [
   { id: 'metadata-any-host', file: 'src/server/metadata-guard.ts', from: 'if (headers.host === undefined || !hosts.has(headers.host.toLowerCase())) {', to: 'if (headers.host === undefined) {' },
   { id: 'metadata-origin-accepted', file: 'src/server/metadata-guard.ts', from: 'if (headers.origin !== undefined) {', to: 'if (false) {' },
   { id: 'metadata-options-accepted', file: 'src/server/metadata-guard.ts', from: "if (request.method === 'OPTIONS') {", to: 'if (false) {' },
-  { id: 'metadata-forwarded-accepted', file: 'src/server/metadata-guard.ts', from: "const PROXY_HEADERS = ['x-forwarded-for', 'forwarded',", to: "const PROXY_HEADERS = ['x-forwarded-for'," },
+  { id: 'metadata-forwarded-accepted', file: 'src/server/proxy-headers.ts', from: "const PROXY_HEADERS = ['x-forwarded-for', 'forwarded',", to: "const PROXY_HEADERS = ['x-forwarded-for'," },
   { id: 'metadata-any-uid', file: 'src/server/metadata-listener.ts', from: 'acceptOwnerOnly(app.server, {', to: 'void ({' },
 
   // The project number gcloud needs.

@@ -23,6 +23,9 @@ export class Account {
   /** Upstream calls for one account run one at a time, so a rotated refresh token is never used stale. */
   readonly upstreamQueue = new SerialQueue();
   removed = false;
+  /** Refresh tokens the OAuth server rotated in, and how many of them reached the store. */
+  rotations = 0;
+  storedRotations = 0;
 
   constructor(
     readonly email: string,
@@ -40,6 +43,11 @@ export class Account {
      */
     public defaultSince: string | null | undefined,
   ) {}
+
+  /** A rotated refresh token lives in memory only: until it is stored, the account hands nothing out. */
+  get unsaved(): boolean {
+    return this.storedRotations < this.rotations;
+  }
 
   /** What a caller gets without asking for scopes: the granted API scopes, as a VM answers with its own. */
   get defaultScopes(): ScopeSet {

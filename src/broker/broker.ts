@@ -191,6 +191,8 @@ export class Broker {
       token = refreshed ?? (cached as CachedToken);
       outcome = refreshed === undefined ? 'stale' : 'miss';
     }
+    // A token the last, still unstored rotation brought: the rotation must reach the store first.
+    if (token.rotation > account.storedRotations) await this.storeRotation(account);
     token.lastUsedAt = this.clock.now();
     token.uses++;
     this.scheduleBackgroundRefresh(key, token);
@@ -453,9 +455,15 @@ export class Broker {
    */
   private async refresh(key: string, account: Account, scopes: ScopeSet, kind: 'new' | 'renewal' = 'new'): Promise<CachedToken> {
     try {
+      // A rotation the store has not taken yet goes in first: nothing goes upstream while it cannot.
+      await this.storeRotation(account);
       const token = await account.upstreamQueue.run(() => this.refreshUpstream(account, scopes, kind));
       this.failures.delete(key);
-      return this.cache.set(key, token);
+      const cached = this.cache.set(key, token);
+      // Kept even when the store fails: the next request stores the rotation and serves it, instead
+      // of spending (and rotating) another grant upstream.
+      await this.storeRotation(account);
+      return cached;
     } catch (error) {
       const failure = isTokendError(error) ? error : new UpstreamUnavailableError('refreshing the token failed', {
               cause: error,
@@ -521,13 +529,16 @@ export class Broker {
       }
     }
     if (grant.refreshToken !== undefined && !grant.refreshToken.equals(account.refreshToken)) {
-      // A rotated refresh token must be stored before the new access token is handed out.
+      // The old one is dead upstream: the new one is the account now, stored before anything is
+      // handed out (storeRotation).
       account.refreshToken = grant.refreshToken;
       account.updatedAt = new Date(this.clock.now()).toISOString();
-      if (!(await this.accounts.save(account))) throw new AccountChangedError();
-      this.logger.info({ event: 'refresh_token_rotated', account: account.email }, 'stored a rotated refresh token');
+      account.rotations++;
+      this.logger.info({ event: 'refresh_token_rotated', account: account.email }, 'the OAuth server rotated the refresh token');
     }
+    const rotated = grant.refreshToken !== undefined && account.rotations > account.storedRotations;
     return {
+      rotation: rotated ? account.rotations : 0,
       accountEmail: account.email,
       scopes,
       accessToken: grant.accessToken,
@@ -536,6 +547,23 @@ export class Broker {
       lastUsedAt: startedAt,
       uses: 0,
     };
+  }
+
+  /**
+   * A rotated refresh token must be in the store before a token of the account is handed out: a
+   * restart would otherwise find only the dead one. A failed write is the caller's error; the next
+   * request tries again, and nothing goes upstream meanwhile.
+   */
+  private async storeRotation(account: Account): Promise<void> {
+    if (!account.unsaved) return;
+    const rotation = account.rotations;
+    try {
+      if (!(await this.accounts.save(account))) throw new AccountChangedError();
+    } catch (error) {
+      this.logger.error({ event: 'store_write_failed', account: account.email, err: error }, 'the rotated refresh token is only in memory until the store takes it');
+      throw error;
+    }
+    account.storedRotations = Math.max(account.storedRotations, rotation);
   }
 
   private async markConsentRequired(account: Account, reason: string): Promise<void> {

@@ -8,6 +8,8 @@ export interface CachedToken {
   readonly obtainedAt: number;
   readonly expiresAt: number;
   lastUsedAt: number;
+  /** The account's rotation that brought this token, to be stored before it is served; 0 for none. */
+  readonly rotation: number;
   /** Requests served with this entry (or its predecessors for the same key). */
   uses: number;
 }

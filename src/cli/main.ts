@@ -47,7 +47,8 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     line(io.stdout, VERSION);
     return ExitCode.ok;
   }
-  const command = commands[name];
+  // Own properties only: `tokend toString` is an unknown command, not Object.prototype.toString.
+  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
   try {
     if (command === undefined) {
       throw new UsageError(`unknown command "${name}"`, { hint: `commands: ${Object.keys(commands).join(', ')}; see \`tokend --help\`` });

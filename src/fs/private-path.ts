@@ -195,6 +195,15 @@ export function isTempFileOf(name: string, candidate: string): boolean {
   return candidate.startsWith(`.${name}.`) && candidate.endsWith('.tmp');
 }
 
+/** The write failures a person can fix, said plainly, with the fix. */
+const WRITE_FAILURES: Record<string, { what: string; fix: (dir: string) => string }> = {
+  ENOSPC: { what: 'no space left on the device', fix: (dir) => `free some space on the disk that holds ${dir} (\`df -h ${shellQuote(dir)}\`), then ask again` },
+  EDQUOT: { what: 'disk quota exceeded', fix: (dir) => `free some of your quota on the disk that holds ${dir} (\`quota -s\`), then ask again` },
+  EROFS: { what: 'the file system is read-only', fix: (dir) => `remount the file system that holds ${dir} read-write, or point TOKEND_CONFIG_DIR at a writable directory and run \`tokend login\` again` },
+  EACCES: { what: 'permission denied', fix: (dir) => `make ${dir} yours and writable: \`chmod 700 ${shellQuote(dir)}\`` },
+  EIO: { what: 'an I/O error from the disk', fix: (dir) => `check the disk that holds ${dir} (\`dmesg\`)` },
+};
+
 /**
  * Replaces `dir/name` atomically: a new 0600 temp file in the same directory (O_EXCL), written and
  * fsynced, renamed over the target, then the directory fsynced. A crash leaves the old file or the
@@ -219,8 +228,10 @@ export async function writeFileAtomic(dir: DirIdentity, name: string, data: stri
     // reporting the write as failed would make the caller act as if the old content were still there.
     await fsyncDir(dir.path).catch(() => undefined);
   } catch (err) {
-    throw new StoreUnavailableError(`could not write ${target} (${errnoCode(err) ?? 'unknown error'})`, {
-      hint: 'check free disk space and that the directory is writable by you',
+    const code = errnoCode(err);
+    const why = WRITE_FAILURES[code ?? ''];
+    throw new StoreUnavailableError(`could not write ${target} (${why?.what ?? code ?? 'unknown error'}); nothing was changed`, {
+      hint: why?.fix(dir.path) ?? `check that ${dir.path} is writable by you and its disk has room: \`ls -ld ${shellQuote(dir.path)}; df -h ${shellQuote(dir.path)}\``,
     });
   } finally {
     await handle?.close().catch(() => undefined);

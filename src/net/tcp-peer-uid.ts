@@ -92,7 +92,10 @@ function indexOwners(table: string): Map<string, number> {
   for (const line of table.split('\n')) {
     // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ...
     const fields = line.trim().split(/\s+/);
-    if (fields.length < 8 || !/^\d+:$/.test(fields[0] ?? '')) continue;
+    // TIME_WAIT (06) sockets belong to no process (uid 0), may carry the same ends as a new connection
+    // after port reuse, and number thousands after a burst of short connections; listeners (0A) are
+    // never a peer. Both are skipped before any parsing.
+    if (fields.length < 8 || fields[3] === '06' || fields[3] === '0A' || !/^\d+:$/.test(fields[0] ?? '')) continue;
     const local = procEndpointKey(fields[1]!);
     const remote = procEndpointKey(fields[2]!);
     const uid = Number(fields[7]);

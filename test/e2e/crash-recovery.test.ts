@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { daemonDirs, daemonEnv, runCli, stopAllDaemons, startDaemonProcess, loginByPasteBack } from '../helpers/daemon-process.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 import { requirements, skipUnless } from '../helpers/requirements.js';
+import { recordFigure } from '../helpers/figures.js';
 import { holdFsyncs } from '../helpers/strace.js';
 
 
@@ -60,6 +61,7 @@ describe('crash during a store write', { skip: skipUnless(requirements.strace) }
       assert.equal(token.code, 0, token.stderr);
       const status = JSON.parse((await runCli(['status', '--json'], env)).stdout);
       assert.equal(status.accounts[0].health.state, 'ok');
+      recordFigure({ kind: 'fault', faultClass: 'process', name: 'kill -9 during the store write of a rotated token', survived: true, caller: 'after restart: 200 with the rotated token recovered', log: 'store_recovered' });
     } finally {
       await second.stop();
     }

@@ -1,13 +1,16 @@
 /**
  * Runs after every other suite (scripts/run-tests.js). The stand-in recorded every secret it issued or
  * saw — access and refresh tokens, codes, ID tokens, PKCE verifiers, client secrets — and the helpers
- * the file passphrases the daemons were given; every daemon left its log and every CLI its stderr.
- * Not one of those secrets may appear in any of them.
+ * the file passphrases the daemons were given. Every daemon left its log, every CLI its stderr and its
+ * stdout (status, doctor, env, a child's environment under exec), and the bad-input suites every error
+ * body they got. Not one refresh token, code, verifier, ID token, client secret or passphrase may
+ * appear in any of those bytes; an access token only where it is handed out (`tokend token`, `exec`).
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { recordFigure } from '../helpers/figures.js';
 
 const artifacts = process.env.TOKEND_TEST_ARTIFACTS;
 const skip =
@@ -19,27 +22,57 @@ const skip =
 
 function readAll(dir: string): Array<{ name: string; text: string }> {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).map((name) => ({ name, text: readFileSync(join(dir, name), 'utf8') }));
+  return readdirSync(dir).map((name) => ({ name, text: readFileSync(join(dir, name), 'latin1') }));
 }
 
-test('no log line of the whole suite contains a token, code, verifier or client secret', { skip }, () => {
-  assert.ok(artifacts !== undefined, 'TOKEND_TEST_ARTIFACTS must be set (run `npm test`)');
-  const secrets = new Set(
-    readAll(join(artifacts, 'secrets'))
+function secretsIn(files: Array<{ text: string }>): Set<string> {
+  return new Set(
+    files
       .flatMap((file) => file.text.split('\n'))
       .map((line) => line.trim())
       .filter((line) => line.length >= 16),
   );
-  const logs = readAll(join(artifacts, 'logs'));
-  assert.ok(secrets.size >= 50, `only ${secrets.size} secrets were recorded: the other suites did not run`);
-  assert.ok(logs.length >= 5, `only ${logs.length} daemon logs were captured`);
-  const lines = logs.flatMap((log) => log.text.split('\n').map((line, i) => ({ where: `${log.name}:${i + 1}`, line })));
-  assert.ok(lines.some(({ line }) => line.includes('"event":"token_issued"')), 'the logs hold no audit lines: nothing was captured');
-  const leaks: string[] = [];
-  for (const { where, line } of lines) {
-    for (const secret of secrets) {
-      if (line.includes(secret)) leaks.push(`${where} contains a secret starting ${secret.slice(0, 6)}…`);
-    }
+}
+
+/** Where each secret appears: `where` names the file and line. */
+function search(files: Array<{ name: string; text: string }>, secrets: Set<string>): string[] {
+  const hits: string[] = [];
+  for (const file of files) {
+    file.text.split('\n').forEach((line, i) => {
+      for (const secret of secrets) if (line.includes(secret)) hits.push(`${file.name}:${i + 1} contains a secret starting ${secret.slice(0, 6)}…`);
+    });
   }
-  assert.deepEqual(leaks, []);
+  return hits;
+}
+
+/** Outputs that hand an access token out by design. */
+const HANDS_OUT_TOKENS = /^cli-(token|exec)-/;
+
+test('no byte the whole suite captured holds a refresh token, code, verifier, ID token, client secret or passphrase; access tokens only where handed out', { skip }, () => {
+  assert.ok(artifacts !== undefined, 'TOKEND_TEST_ARTIFACTS must be set (run `npm test`)');
+  const recorded = readAll(join(artifacts, 'secrets'));
+  const accessTokens = secretsIn(recorded.filter((file) => file.name.startsWith('access-')));
+  const secrets = secretsIn(recorded.filter((file) => !file.name.startsWith('access-')));
+  const logs = readAll(join(artifacts, 'logs'));
+  const outputs = readAll(join(artifacts, 'outputs'));
+  assert.ok(secrets.size >= 50, `only ${secrets.size} secrets were recorded: the other suites did not run`);
+  assert.ok(accessTokens.size >= 50, `only ${accessTokens.size} access tokens were recorded`);
+  assert.ok(logs.length >= 5, `only ${logs.length} daemon logs were captured`);
+  assert.ok(outputs.some((file) => file.name.startsWith('http-answers-')), 'the bad-input suites\' answers were captured');
+  assert.ok(outputs.some((file) => file.name.startsWith('cli-status-')), 'status output was captured');
+  assert.ok(logs.some((file) => file.text.includes('"event":"token_issued"')), 'the logs hold no audit lines: nothing was captured');
+  const everything = [...logs, ...outputs];
+  const hits = [
+    ...search(everything, secrets),
+    ...search([...logs, ...outputs.filter((file) => !HANDS_OUT_TOKENS.test(file.name))], accessTokens),
+  ];
+  recordFigure({
+    kind: 'secret-search',
+    name: 'every log, CLI output and error body of the suite',
+    secrets: secrets.size + accessTokens.size,
+    files: everything.length,
+    bytes: everything.reduce((n, file) => n + file.text.length, 0),
+    hits: hits.length,
+  });
+  assert.deepEqual(hits.slice(0, 20), [], `${hits.length} secrets found`);
 });

@@ -3,6 +3,8 @@
  * never a 5xx without cause, never a glimpse of internals, and a daemon that is still there.
  */
 import assert from 'node:assert/strict';
+import { appendFileSync } from 'node:fs';
+import { artifactLogPath } from './daemon-process.js';
 import type { RawAnswer } from './raw-http.js';
 import { recordFigure } from './figures.js';
 
@@ -33,10 +35,20 @@ export interface Expectation {
   head?: boolean;
 }
 
+let answersFile: string | undefined;
+
+/** Every answer but a token's is kept for test/final's search for secrets. */
+function keepAnswer(body: string): void {
+  if (process.env.TOKEND_TEST_ARTIFACTS === undefined || body.includes('"access_token"')) return;
+  answersFile ??= artifactLogPath('http-answers', 'outputs');
+  appendFileSync(answersFile, `${body}\n`);
+}
+
 /** Judges one case's answer; returns what was wrong with it (also kept in the tally). */
 export function judge(t: Tally, label: string, answer: RawAnswer, expectation: Expectation): string[] {
   t.cases++;
   const problems: string[] = [];
+  for (const response of answer.responses) keepAnswer(response.body);
   if (answer.responses.length === 0 && (expectation.answerRequired ?? true)) problems.push('no answer');
   for (const response of answer.responses) {
     const { status, body, headers } = response;

@@ -13,9 +13,9 @@ const READY_TIMEOUT_MS = 10_000;
  * Where the daemon logs of every suite go, so that the final suite can search them for leaked
  * secrets (test/final/no-secrets-in-logs.test.ts).
  */
-export function artifactLogPath(name: string): string {
+export function artifactLogPath(name: string, kind: 'logs' | 'outputs' = 'logs'): string {
   const base = process.env.TOKEND_TEST_ARTIFACTS ?? mkdtempSync(join(tmpdir(), 'tokend-artifacts-'));
-  const dir = join(base, 'logs');
+  const dir = join(base, kind);
   mkdirSync(dir, { recursive: true });
   return join(dir, `${name}-${process.pid}-${Date.now()}.log`);
 }
@@ -160,12 +160,17 @@ export interface RunningCli {
 export function startCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000): RunningCli {
   const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
   recordSecret(env.TOKEND_FILE_PASSPHRASE);
-  // What the CLI tells a person (stderr) is searched for secrets too; stdout carries tokens by design.
+  // What the CLI tells a person (stderr) is searched for secrets too, and so is what it prints (status,
+  // doctor, env, a child's output under exec): those of `token` and `exec` may carry access tokens by design.
   const stderrLog = createWriteStream(artifactLogPath(`cli-${args[0] ?? 'none'}`));
+  const stdoutLog = createWriteStream(artifactLogPath(`cli-${args[0] ?? 'none'}`, 'outputs'));
   let stdout = '';
   let stderr = '';
   const watchers = new Set<() => void>();
-  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stdout?.on('data', (chunk: Buffer) => {
+    stdoutLog.write(chunk);
+    stdout += chunk.toString();
+  });
   child.stderr?.on('data', (chunk: Buffer) => {
     stderrLog.write(chunk);
     stderr += chunk.toString();
@@ -179,6 +184,7 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_
     child.on('close', (code) => {
       clearTimeout(timer);
       stderrLog.end();
+      stdoutLog.end();
       for (const watcher of watchers) watcher();
       resolve({ code, stdout, stderr });
     });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 
 export type Figure =
   /** One fault injected; `survived`: the caller got the answer the suite expects, the daemon stayed up and recovered. */
-  | { kind: 'fault'; faultClass: string; name: string; survived: boolean }
+  | { kind: 'fault'; faultClass: string; name: string; survived: boolean; caller?: string; log?: string }
   /** Bad inputs sent to one surface, and what came back that should not have. */
   | { kind: 'bad-input'; surface: string; cases: number; crashes: number; unexplained5xx: number; leaks: number }
   | {

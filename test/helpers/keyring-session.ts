@@ -26,6 +26,10 @@ export interface KeyringSession {
   search(service: string): Promise<Array<{ account: string; secret: string }>>;
   /** The pid of the process that owns org.freedesktop.secrets on this bus. */
   secretServicePid(): Promise<number>;
+  /** Locks the login keyring with the Secret Service's own Lock call, as a screen locker does. */
+  lock(): Promise<void>;
+  /** Unlocks it again with its password, as a login does (a new gnome-keyring takes over). */
+  unlock(): Promise<void>;
   /** Kills gnome-keyring and the bus; removes the temporary directories. Idempotent. */
   stop(): Promise<void>;
 }
@@ -103,6 +107,21 @@ export async function startKeyringSession(): Promise<KeyringSession> {
         };
       },
       search: (service) => secretToolSearch(env, service),
+      lock: async () => {
+        await execFileAsync(
+          'dbus-send',
+          ['--session', '--dest=org.freedesktop.secrets', '--print-reply', '/org/freedesktop/secrets', 'org.freedesktop.Secret.Service.Lock', 'array:objpath:/org/freedesktop/secrets/collection/login'],
+          { env, timeout: READY_TIMEOUT_MS },
+        );
+      },
+      // gnome-keyring's --unlock does not unlock a running instance, and its unlock call needs a
+      // session on one D-Bus connection: a fresh instance takes the name over with the keyring open,
+      // as a new login would; the items persist on disk.
+      unlock: async () => {
+        await unlockKeyring(env, ['--replace']);
+        await waitForOwner(env);
+        pids.push(await ownerPid(env));
+      },
       secretServicePid: () => ownerPid(env),
       stop,
     };
@@ -126,9 +145,9 @@ export function noSecretServiceEnv(): NodeJS.ProcessEnv {
 }
 
 /** `gnome-keyring-daemon --unlock` creates and unlocks the login keyring; it daemonizes. */
-async function unlockKeyring(env: NodeJS.ProcessEnv): Promise<void> {
+async function unlockKeyring(env: NodeJS.ProcessEnv, extra: string[] = []): Promise<void> {
   await new Promise<void>((resolve, reject) => {
-    const child = spawn('gnome-keyring-daemon', ['--unlock', '--components=secrets'], {
+    const child = spawn('gnome-keyring-daemon', [...extra, '--unlock', '--components=secrets'], {
       env,
       stdio: ['pipe', 'ignore', 'ignore'],
     });

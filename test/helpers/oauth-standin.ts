@@ -174,7 +174,7 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
 
   for (const event of ['access_token.saved', 'refresh_token.saved', 'authorization_code.saved']) {
     // Opaque tokens are handed out as their jti.
-    provider.on(event, (token: { jti: string }) => recordSecret(token.jti));
+    provider.on(event, (token: { jti: string }) => recordSecret(token.jti, event === 'access_token.saved' ? 'access' : undefined));
   }
   provider.on('server_error', (_ctx: unknown, error: Error) => handle.serverErrors.push(error));
   // Errors thrown by the middleware below; listening also stops Koa from printing them.
@@ -697,12 +697,17 @@ async function introspect(handle: StandinHandle, token: string): Promise<Introsp
 }
 
 /** Appends each secret to a file that a final test checks the logs against; a no-op without a dir. */
-function secretRecorder(artifactsDir: string | undefined, port: number): (value: string | undefined) => void {
+/**
+ * Access tokens go to files of their own (`access-*`): they are handed to callers by design, so they
+ * may appear in what `tokend token` prints, but never in a log.
+ */
+function secretRecorder(artifactsDir: string | undefined, port: number): (value: string | undefined, kind?: 'access') => void {
   if (artifactsDir === undefined || artifactsDir === '') return () => {};
   const dir = join(artifactsDir, 'secrets');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `standin-${process.pid}-${port}.txt`);
-  return (value) => {
-    if (value) appendFileSync(file, `${value}\n`);
+  const accessFile = join(dir, `access-standin-${process.pid}-${port}.txt`);
+  return (value, kind) => {
+    if (value) appendFileSync(kind === 'access' ? accessFile : file, `${value}\n`);
   };
 }

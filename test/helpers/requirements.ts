@@ -29,7 +29,16 @@ export const requirements = {
   gcloud: { binaries: ['gcloud', 'bq'], aptPackages: ['google-cloud-cli'] },
   /** Debian's python3-google-auth, run with the system python (not a pyenv shim). */
   pythonGoogleAuth: { binaries: ['/usr/lib/python3/dist-packages/google/auth/__init__.py', '/usr/lib/python3/dist-packages/requests/__init__.py'], aptPackages: ['python3-google-auth', 'python3-requests'] },
+  /** mount(8) for a tmpfs that can fill up or turn read-only; the suites that use it run as root. */
+  mount: { binaries: ['mount', 'umount'], aptPackages: ['mount'] },
 } satisfies Record<string, Requirement>;
+
+/** `false` as root, else the skip reason; throws under CI=true (CI runs as root). */
+export function skipUnlessRoot(why: string): string | false {
+  if (process.getuid?.() === 0) return false;
+  if (process.env.CI === 'true') throw new Error(`CI=true and not root: ${why}`);
+  return `needs root: ${why}`;
+}
 
 /** A program on the PATH, or an absolute path that must exist (a library's file). */
 export function which(binary: string): string | undefined {

@@ -240,13 +240,14 @@ await test('test helper, not tokend: stand-in files', async (t) => {
     const tokens = await exchangeCode(code, pkce.verifier);
     const refreshed = await refresh(tokens.refresh_token!);
 
-    const [file] = readdirSync(join(artifacts, 'secrets'));
-    assert.equal(file, `standin-${process.pid}-${standin.port}.txt`);
-    const recorded = new Set(readFileSync(join(artifacts, 'secrets', file), 'utf8').split('\n'));
-    const expected = [standin.clientSecret, code, pkce.verifier, tokens.access_token, tokens.refresh_token];
-    for (const secret of [...expected, tokens.id_token, refreshed.access_token]) {
-      assert.ok(recorded.has(secret!), 'a secret was not recorded');
+    const files = readdirSync(join(artifacts, 'secrets')).sort();
+    assert.deepEqual(files, [`access-standin-${process.pid}-${standin.port}.txt`, `standin-${process.pid}-${standin.port}.txt`]);
+    const read = (name: string) => new Set(readFileSync(join(artifacts, 'secrets', name), 'utf8').split('\n'));
+    const [accessTokens, others] = files.map(read) as [Set<string>, Set<string>];
+    for (const secret of [standin.clientSecret, code, pkce.verifier, tokens.refresh_token, tokens.id_token]) {
+      assert.ok(others.has(secret!), 'a secret was not recorded');
     }
+    for (const token of [tokens.access_token, refreshed.access_token]) assert.ok(accessTokens.has(token!), 'an access token was not recorded among the access tokens');
   });
 });
 

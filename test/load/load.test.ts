@@ -127,6 +127,7 @@ describe('load and floods', () => {
       fdsBefore: first.fds,
       fdsAfter: last.fds,
     });
+    console.log(`samples: ${samples.map((s) => `${s.at.toFixed(0)}s ${s.rssMiB.toFixed(0)}MiB ${s.fds}fd`).join(', ')}`);
     assert.deepEqual(errors.slice(0, 10), [], `${errors.length} of ${requests} requests failed`);
     assert.ok(requests > LOAD_SECONDS * 100, `only ${requests} requests in ${LOAD_SECONDS} s`);
     // Flat: the second half grows less than 10 % (and 8 MiB of slack for the collector's rhythm).

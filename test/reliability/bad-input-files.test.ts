@@ -121,6 +121,10 @@ describe('bad input outside HTTP', () => {
       [['---'], undefined],
       [['--help=1'], undefined],
       [['\u00e9t\u00e9'], ExitCode.usage],
+      // Found by the random arguments: a command named like a property of every object.
+      [['toString'], ExitCode.usage],
+      [['__proto__'], ExitCode.usage],
+      [['constructor', '--help'], ExitCode.usage],
     ];
     for (const [args, code] of corpus) judgeCli(t, `tokend ${args.join(' ').slice(0, 80)}`, await cli(args), code === undefined ? undefined : { code });
 

@@ -56,7 +56,7 @@ describe('clock faults', () => {
     assert.equal(later.accessToken, first.accessToken, 'the cached token is served');
     assert.ok(Math.abs(later.expiresIn - (first.expiresIn - 600)) <= 1, `expires_in ${later.expiresIn}, 10 min after ${first.expiresIn}`);
     assert.ok(loggedJump(mark, -7200), 'the jump is logged');
-    recordFigure({ kind: 'fault', faultClass: 'clock', name: 'wall clock set back 2 h', survived: true });
+    recordFigure({ kind: 'fault', faultClass: 'clock', name: 'wall clock set back 2 h', survived: true, caller: '200, the cached token, expires_in still counting down', log: 'clock_jumped (-7200)' });
   });
 
   test('a suspend of 2 h (the monotonic clock stopped): the token that expired meanwhile is not served', async () => {
@@ -70,7 +70,7 @@ describe('clock faults', () => {
     assert.ok(after.expiresIn > 3500, `expires_in ${after.expiresIn}`);
     assert.ok(tokend.eventsSince(mark).some((line) => line.event === 'token_issued' && line.cache === 'miss'), 'the audit line says miss');
     assert.ok(loggedJump(mark, 7200), 'the jump is logged');
-    recordFigure({ kind: 'fault', faultClass: 'clock', name: 'suspend of 2 h', survived: true });
+    recordFigure({ kind: 'fault', faultClass: 'clock', name: 'suspend of 2 h', survived: true, caller: '200, a fresh token (miss)', log: 'clock_jumped (7200), token_issued miss' });
   });
 
   test('the wall clock set forward a day: each cached set is refreshed once, then served from the cache', async () => {
@@ -83,7 +83,7 @@ describe('clock faults', () => {
     }
     await tokend.daemon.broker.idle();
     assert.equal(standin.stats.refreshGrants, 3);
-    recordFigure({ kind: 'fault', faultClass: 'clock', name: 'wall clock set forward a day', survived: true });
+    recordFigure({ kind: 'fault', faultClass: 'clock', name: 'wall clock set forward a day', survived: true, caller: '200; one refresh per cached set', log: 'clock_jumped' });
   });
 
   test('regression: the wall clock set back during a pause after a 429 does not stretch the pause', async () => {
@@ -94,6 +94,6 @@ describe('clock faults', () => {
     tokend.clock.advance(61_000);
     const after = await askFor(scope);
     assert.equal(after.status, 200, 'the pause ended 60 s later, as the server said');
-    recordFigure({ kind: 'fault', faultClass: 'clock', name: 'wall clock set back during a pause', survived: true });
+    recordFigure({ kind: 'fault', faultClass: 'clock', name: 'wall clock set back during a pause', survived: true, caller: '200 once the 60 s pause is over', log: 'clock_jumped' });
   });
 });

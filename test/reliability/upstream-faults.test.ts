@@ -260,7 +260,14 @@ describe('upstream faults: each is survived, reported, and recovered from', () =
       }
       assert.equal(standin.faults.length, 0, 'every fault was used');
       await assertRecovers(scope);
-      recordFigure({ kind: 'fault', faultClass: each.faultClass, name: each.name, survived: true });
+      recordFigure({
+        kind: 'fault',
+        faultClass: each.faultClass,
+        name: each.name,
+        survived: true,
+        caller: each.status === 200 ? '200, a token (retried within the call)' : `${each.status} ${each.code ?? ''}`,
+        log: each.logs === undefined ? '—' : `${each.logs.event}${each.logs.code === undefined ? '' : ` (${each.logs.code})`}`,
+      });
     });
   }
 
@@ -280,7 +287,7 @@ describe('upstream faults: each is survived, reported, and recovered from', () =
     assert.equal((await askFor(cached)).status, 200, 'a cached token is still served during the pause');
     tokend.clock.advance(121_000);
     assert.equal((await askFor(scope)).status, 200, 'the pause ends when the server said');
-    recordFigure({ kind: 'fault', faultClass: 'upstream HTTP status', name: 'HTTP 429: the account pauses for Retry-After', survived: true });
+    recordFigure({ kind: 'fault', faultClass: 'upstream HTTP status', name: 'HTTP 429: the account pauses for Retry-After', survived: true, caller: '503 upstream_unavailable with retryAfterSeconds and Retry-After; cached sets still 200', log: 'refresh_failed, upstream_held_back' });
   });
 
   test('regression: an expires_in of a thousand years is taken as 12 h, with no refresh storm; 3599.7 as 3599 s', async () => {
@@ -299,7 +306,7 @@ describe('upstream faults: each is survived, reported, and recovered from', () =
     tokend.clock.advance(1000);
     await tokend.daemon.broker.idle();
     assert.equal(standin.stats.refreshGrants, 0, 'nothing is refreshed in a loop');
-    recordFigure({ kind: 'fault', faultClass: 'upstream answer', name: 'expires_in fractional or huge', survived: true });
+    recordFigure({ kind: 'fault', faultClass: 'upstream answer', name: 'expires_in fractional or huge', survived: true, caller: '200, expires_in 3599 / at most 43200', log: 'token_issued' });
   });
 
   test('regression: a server that mints 5-second tokens is not refreshed in a loop in the background', async () => {
@@ -317,7 +324,7 @@ describe('upstream faults: each is survived, reported, and recovered from', () =
     }
     assert.ok(standin.stats.refreshGrants <= 2, `${standin.stats.refreshGrants} background refreshes in a minute`);
     standin.faults.length = 0;
-    recordFigure({ kind: 'fault', faultClass: 'upstream answer', name: 'expires_in of a few seconds', survived: true });
+    recordFigure({ kind: 'fault', faultClass: 'upstream answer', name: 'expires_in of a few seconds', survived: true, caller: '200, the short-lived token; no background loop', log: 'token_issued' });
   });
 
   test('a refresh token rotated on every refresh: each rotation is stored before the token is handed out, and the old one is dead', async () => {
@@ -335,7 +342,7 @@ describe('upstream faults: each is survived, reported, and recovered from', () =
       standin.setRotateRefreshTokens(false);
     }
     await assertRecovers(newScope());
-    recordFigure({ kind: 'fault', faultClass: 'upstream refusal', name: 'refresh token rotated on every refresh', survived: true });
+    recordFigure({ kind: 'fault', faultClass: 'upstream refusal', name: 'refresh token rotated on every refresh', survived: true, caller: '200 every time', log: 'refresh_token_rotated' });
   });
 
   // Last: these end the grant. The account needs a new consent, and the error says how.
@@ -360,7 +367,7 @@ describe('upstream faults: each is survived, reported, and recovered from', () =
       assert.equal(again.body.error?.code, 'consent_required', 'every set of the account needs the consent, without asking upstream again');
       await tokend.login(standin, SCOPES.join(','));
       await assertRecovers(scope);
-      recordFigure({ kind: 'fault', faultClass: 'upstream refusal', name: variant, survived: true });
+      recordFigure({ kind: 'fault', faultClass: 'upstream refusal', name: variant, survived: true, caller: '403 consent_required with the login command', log: 'consent_required' });
     });
   }
 });

@@ -8,6 +8,7 @@ import {
   ConsentRequiredError,
   NotLoggedInError,
   ScopeNotGrantedError,
+  StoreUnavailableError,
   UpstreamThrottledError,
   UpstreamUnavailableError,
 } from '../../src/errors.js';
@@ -253,6 +254,29 @@ describe('broker: grants', () => {
     assert.match((await store.getPassword(service, account)) ?? '', /refresh-rotated-1/);
     await broker.getToken({ account: 'default', scopes: ScopeSet.parse('cloud-platform') });
     assert.equal(upstream.refreshCalls[1]?.refreshToken, 'refresh-rotated-1', 'the next refresh uses the rotated token');
+  });
+
+  test('regression: a rotation the store refuses is not paid for again: retries go nowhere upstream, and the first retry after the store is back stores it and serves the token', async () => {
+    const { broker, upstream, store } = await setup();
+    upstream.rotate = true;
+    const { service, account } = accountEntry(EMAIL);
+    const originalSet = store.setPassword.bind(store);
+    let storeWorks = false;
+    store.setPassword = async (s, a, p) => {
+      if (!storeWorks) throw new StoreUnavailableError('the keyring is locked', { hint: 'unlock it' });
+      await originalSet(s, a, p);
+    };
+    const ask = (scopes: string) => broker.getToken({ account: 'default', scopes: ScopeSet.parse(scopes) });
+    await assert.rejects(ask('bigquery'), StoreUnavailableError);
+    assert.equal(upstream.refreshCalls.length, 1);
+    for (let i = 0; i < 5; i++) await assert.rejects(ask('bigquery'), StoreUnavailableError);
+    await assert.rejects(ask('cloud-platform'), StoreUnavailableError, 'another set waits for the same rotation');
+    assert.equal(upstream.refreshCalls.length, 1, 'no retry went upstream');
+    storeWorks = true;
+    const served = await ask('bigquery');
+    assert.equal(served.cache, 'hit', 'the token the rotation brought is served once stored');
+    assert.equal(upstream.refreshCalls.length, 1);
+    assert.match((await store.getPassword(service, account)) ?? '', /refresh-rotated-1/);
   });
 
   test('an answer wider than asked is refused, never served', async () => {

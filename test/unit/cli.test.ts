@@ -37,6 +37,14 @@ describe('flags', () => {
     assert.match(far.stderr, /^tokend: unknown flag --frobnicate for `tokend status`\nhint: see `tokend status --help`\n$/);
   });
 
+  test('regression: a command named like an object property (found by the argument fuzzer) is an unknown command', async () => {
+    for (const name of ['toString', 'constructor', '__proto__', 'hasOwnProperty', 'valueOf']) {
+      const result = await cli([name]);
+      assert.equal(result.code, 2, name);
+      assert.match(result.stderr, new RegExp(`^tokend: unknown command "${name}"\nhint: commands: serve, `), name);
+    }
+  });
+
   test('a flag without its value, and a value given to a switch, are said plainly', async () => {
     assert.match((await cli(['token', '--scopes'])).stderr, /^tokend: --scopes needs a value\n/);
     assert.match((await cli(['token', '--json=yes'])).stderr, /^tokend: --json takes no value\n/);

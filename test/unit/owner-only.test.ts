@@ -22,6 +22,12 @@ describe('tcp peer uid', () => {
     assert.equal(findOwner(TABLE, endpointKey('127.0.0.1', 0xd499)!, us), undefined);
   });
 
+  test('regression: a TIME_WAIT socket with the same ends (a reused port) does not stand in for the live one', () => {
+    const us = endpointKey('127.0.0.1', 0x1f90)!;
+    const reused = `${TABLE}   2: 0100007F:D431 0100007F:1F90 06 00000000:00000000 03:00000F82 00000000     0        0 0 3 0\n`;
+    assert.equal(findOwner(reused, endpointKey('127.0.0.1', 0xd431)!, us), 1000);
+  });
+
   test('IPv4-mapped and IPv6 loopback addresses in tcp6', () => {
     assert.equal(findOwner(TABLE6, endpointKey('::ffff:127.0.0.1', 0xd432)!, endpointKey('127.0.0.1', 0x1f90)!), 1001);
     assert.equal(findOwner(TABLE6, endpointKey('::1', 0xd433)!, endpointKey('0:0:0:0:0:0:0:1', 0x1f90)!), 1002);
