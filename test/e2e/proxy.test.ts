@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { obtainRedirectUrl } from '../helpers/consent-driver.js';
 import { AUTH_URL_LINE, daemonDirs, daemonEnv, freePort, loginByPasteBack, runCli, startCli, startDaemonProcess, stopAllDaemons } from '../helpers/daemon-process.js';
 import { getMetadata } from '../helpers/metadata-client.js';
+import { recordFigure } from '../helpers/figures.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 import { startResourceManagerStandin } from '../helpers/resource-manager-standin.js';
 import { requirements, skipUnless } from '../helpers/requirements.js';
@@ -117,6 +118,7 @@ describe('through a proxy', { skip }, () => {
     const refused = await untrusted.refusedLogin();
     assert.match(refused, new RegExp(`could not be reached through the proxy http://127\\.0\\.0\\.1:${proxy.port} \\((DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE)\\)`));
     assert.match(refused, /^hint: .*"extraCaCertificates": "\/path\/to\/ca\.pem" in the config file \(or NODE_EXTRA_CA_CERTS for the daemon\); the sign-in stays open: then paste the same address again$/m);
+    recordFigure({ kind: 'fault', faultClass: 'proxy', name: 'a TLS front the daemon does not trust', survived: true, caller: 'the sign-in stays open; the CA and the setting that trusts it are named', log: 'consent_response_refused' });
   });
 
   test('NODE_EXTRA_CA_CERTS is honoured too', async () => {
@@ -132,6 +134,7 @@ describe('through a proxy', { skip }, () => {
     const refused = await refusedLogin();
     assert.match(refused, new RegExp(`through the proxy http://127\\.0\\.0\\.1:${proxy.port} \\(the proxy wants credentials: HTTP 407\\)`));
     assert.match(refused, new RegExp(`^hint: give the proxy's user name and password in its URL: HTTPS_PROXY=http://USER:PASSWORD@127\\.0\\.0\\.1:${proxy.port}`, 'm'));
+    recordFigure({ kind: 'fault', faultClass: 'proxy', name: 'a proxy that answers 407', survived: true, caller: 'the sign-in stays open; how to give credentials', log: 'consent_response_refused' });
   });
 });
 
@@ -142,4 +145,5 @@ test('a proxy that is down: the error names it and how to go around it', async (
   assert.match(refused, new RegExp(`the OAuth server at 127\\.0\\.0\\.1:\\d+ could not be reached through the proxy http://127\\.0\\.0\\.1:${deadPort} \\(ECONNREFUSED\\)`));
   assert.match(refused, new RegExp(`^hint: check that the proxy http://127\\.0\\.0\\.1:${deadPort} is running and lets you through, or go around it for this host: NO_PROXY=127\\.0\\.0\\.1; the sign-in stays open`, 'm'));
   assert.ok(!refused.includes('hunter2'), 'the credentials are not shown');
+  recordFigure({ kind: 'fault', faultClass: 'proxy', name: 'a proxy that is down', survived: true, caller: 'the sign-in stays open; NO_PROXY named as the way around', log: 'consent_response_refused' });
 });

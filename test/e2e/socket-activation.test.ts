@@ -9,7 +9,9 @@ import { chmodSync, lstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BIN, daemonDirs, daemonEnv, freePort, loginByPasteBack, runCli } from '../helpers/daemon-process.js';
+import { judge, report, tally } from '../helpers/bad-input.js';
 import { getMetadata } from '../helpers/metadata-client.js';
+import { exchange, request } from '../helpers/raw-http.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 import { requirements, skipUnless } from '../helpers/requirements.js';
 
@@ -27,6 +29,23 @@ async function waitForLog(daemon: ChildProcess, log: () => string, pattern: RegE
 }
 
 /** Logs in over the activated socket, then checks a token on each socket is live and narrowed. */
+/** Inherited listeners answer what Node's parser refuses as the daemon's own do: in tokend's error format. */
+async function badInputOverBoth(socketPath: string, port: number): Promise<void> {
+  const t = tally('socket-activated listeners');
+  for (const [target, host] of [[{ socketPath }, 'localhost'], [{ port }, `127.0.0.1:${port}`]] as const) {
+    for (const [label, bytes, status] of [
+      ['not HTTP', 'hello\r\n\r\n', 400],
+      ['CONNECT', `CONNECT 127.0.0.1:443 HTTP/1.1\r\nhost: ${host}\r\n\r\n`, 405],
+      ['a header of 20 KiB', request('/', { host, 'x-big': 'a'.repeat(20_480) }), 431],
+      ['an unknown Expect', request('/', { host, expect: 'teapot' }), 417],
+      ['a path that is not served', request('/../../etc/passwd', { host }), 404],
+    ] as const) {
+      judge(t, `${'socketPath' in target ? 'unix' : 'tcp'}: ${label}`, await exchange(target, bytes), { format: 'json', statuses: [status] });
+    }
+  }
+  report(t);
+}
+
 async function tokensOverBoth(env: NodeJS.ProcessEnv, port: number): Promise<void> {
   const clientFile = oauth.writeClientSecrets(env.TOKEND_CONFIG_DIR!.replace(/config$/, ''));
   assert.equal((await loginByPasteBack(['--client-secrets', clientFile, '--scopes', 'bigquery,cloud-platform', '--default'], env)).code, 0);
@@ -68,6 +87,7 @@ describe('socket activation', () => {
       assert.match(log, /"event":"socket_inherited"/);
       inode = lstatSync(dirs.socket).ino;
       await tokensOverBoth(env, port);
+      await badInputOverBoth(dirs.socket, port);
       const status = await runCli(['status'], env);
       assert.match(status.stdout, new RegExp(`^metadata: 127\\.0\\.0\\.1 port ${port}, your own user only$`, 'm'));
     } finally {

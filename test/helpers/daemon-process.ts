@@ -17,7 +17,8 @@ export function artifactLogPath(name: string, kind: 'logs' | 'outputs' = 'logs')
   const base = process.env.TOKEND_TEST_ARTIFACTS ?? mkdtempSync(join(tmpdir(), 'tokend-artifacts-'));
   const dir = join(base, kind);
   mkdirSync(dir, { recursive: true });
-  return join(dir, `${name}-${process.pid}-${Date.now()}.log`);
+  // A name may come from a command line the fuzzer made up: nothing in it may leave the directory.
+  return join(dir, `${name.replace(/[^\w.-]/g, '_').slice(0, 60)}-${process.pid}-${Date.now()}.log`);
 }
 
 /**
