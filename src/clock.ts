@@ -12,6 +12,8 @@ export interface Clock {
    * age, a pause, a cooldown) is a difference of two of these.
    */
   now(): number;
+  /** The wall clock as it reads now, for timestamps a person reads or a restart compares; never for durations. */
+  wallTime(): number;
   /** Runs `callback` once, `delayMs` from now. Timers never keep the process alive. */
   setTimer(delayMs: number, callback: () => void): TimerHandle;
   /** Tells `listener` when the wall clock jumped by `ms` (see SteadyTime); returns the unsubscribe. */
@@ -27,8 +29,8 @@ const JUMP_MS = 5_000;
  * is. Steady time follows the monotonic clock, and moves on with the wall clock when that jumps
  * forward: it never runs back (a token does not look younger after the clock is set back), and it
  * counts the time asleep (a token is not served after a night's suspend as if no time had passed). A
- * wall clock set forward makes tokens look older, which only refreshes them early. After the clock
- * was set back, timestamps run ahead of it by that much until the daemon restarts.
+ * wall clock set forward makes tokens look older, which only refreshes them early. Timestamps that
+ * are stored or shown come from the wall clock itself (Clock.wallTime).
  */
 export class SteadyTime {
   /** steady = monotonic + lead. */
@@ -71,6 +73,7 @@ const systemTime = new SteadyTime(() => Date.now(), () => performance.now());
 
 export const systemClock: Clock = {
   now: () => systemTime.now(),
+  wallTime: () => Date.now(),
   onJump: (listener) => systemTime.onJump(listener),
   setTimer(delayMs, callback) {
     let timer: NodeJS.Timeout;
@@ -108,6 +111,10 @@ export class ManualClock implements Clock {
 
   now(): number {
     return this.steady.now();
+  }
+
+  wallTime(): number {
+    return this.wall;
   }
 
   onJump(listener: (ms: number) => void): () => void {

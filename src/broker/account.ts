@@ -44,7 +44,7 @@ export class Account {
     public defaultSince: string | null | undefined,
   ) {}
 
-  /** A rotated refresh token lives in memory only: until it is stored, the account hands nothing out. */
+  /** A rotated refresh token lives in memory only: the tokens it brought are served once it is stored. */
   get unsaved(): boolean {
     return this.storedRotations < this.rotations;
   }

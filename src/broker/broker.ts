@@ -8,6 +8,8 @@ import {
   isTokendError,
   NotLoggedInError,
   ScopeNotGrantedError,
+  StoreTimeoutError,
+  StoreUnavailableError,
   UpstreamRejectedError,
   UpstreamThrottledError,
   UpstreamUnavailableError,
@@ -141,6 +143,7 @@ export class Broker {
   /** Refusals that never went upstream: logged once a minute per account, not once per request. */
   private readonly heldBack = new WeakSet<Error>();
   private readonly heldBackLoggedAt = new Map<string, number>();
+  private readonly rotationWrites = new Map<Account, Promise<void>>();
   private stopped = false;
 
   constructor(deps: BrokerDeps) {
@@ -247,7 +250,7 @@ export class Broker {
     client: ClientConfig;
     clientFile: string | undefined;
   }): Promise<{ account: Account; isNew: boolean }> {
-    const now = new Date(this.clock.now()).toISOString();
+    const now = new Date(this.clock.wallTime()).toISOString();
     const existing = this.accounts.find(params.email);
     const account = new Account(
       params.email.toLowerCase(),
@@ -276,7 +279,7 @@ export class Broker {
     const previous = this.accounts.defaultAccount();
     if (previous === account) return { email: account.email, previous: account.email };
     const before = account.defaultSince;
-    account.defaultSince = new Date(this.clock.now()).toISOString();
+    account.defaultSince = new Date(this.clock.wallTime()).toISOString();
     try {
       if (!(await this.accounts.save(account))) throw new AccountChangedError();
     } catch (error) {
@@ -403,7 +406,7 @@ export class Broker {
     try {
       return await Promise.race([refreshing, budget]);
     } catch (error) {
-      if (!isUpstreamOutage(error) || !usable()) throw error;
+      if (!isTemporary(error) || !usable()) throw error;
       return undefined;
     } finally {
       timer?.cancel();
@@ -455,9 +458,12 @@ export class Broker {
    */
   private async refresh(key: string, account: Account, scopes: ScopeSet, kind: 'new' | 'renewal' = 'new'): Promise<CachedToken> {
     try {
-      // A rotation the store has not taken yet goes in first: nothing goes upstream while it cannot.
-      await this.storeRotation(account);
-      const token = await account.upstreamQueue.run(() => this.refreshUpstream(account, scopes, kind));
+      const token = await account.upstreamQueue.run(async () => {
+        // A rotation the store has not taken yet goes in first: nothing goes upstream while it cannot,
+        // not even a refresh that was queued behind the one that rotated.
+        await this.storeRotation(account);
+        return this.refreshUpstream(account, scopes, kind);
+      });
       this.failures.delete(key);
       const cached = this.cache.set(key, token);
       // Kept even when the store fails: the next request stores the rotation and serves it, instead
@@ -469,7 +475,7 @@ export class Broker {
               cause: error,
               hint: `ask again in a moment; ${ownLogLocation()} says what failed`,
             });
-      if (isUpstreamOutage(failure)) {
+      if (isTemporary(failure)) {
         const previous = this.failures.get(key);
         this.failures.set(key, {
           at: this.clock.now(),
@@ -532,7 +538,7 @@ export class Broker {
       // The old one is dead upstream: the new one is the account now, stored before anything is
       // handed out (storeRotation).
       account.refreshToken = grant.refreshToken;
-      account.updatedAt = new Date(this.clock.now()).toISOString();
+      account.updatedAt = new Date(this.clock.wallTime()).toISOString();
       account.rotations++;
       this.logger.info({ event: 'refresh_token_rotated', account: account.email }, 'the OAuth server rotated the refresh token');
     }
@@ -555,7 +561,18 @@ export class Broker {
    * request tries again, and nothing goes upstream meanwhile.
    */
   private async storeRotation(account: Account): Promise<void> {
-    if (!account.unsaved) return;
+    while (account.unsaved) {
+      // One write at a time per account, shared by every caller waiting for it (and its error).
+      let write = this.rotationWrites.get(account);
+      if (write === undefined) {
+        write = this.writeRotation(account).finally(() => this.rotationWrites.delete(account));
+        this.rotationWrites.set(account, write);
+      }
+      await write;
+    }
+  }
+
+  private async writeRotation(account: Account): Promise<void> {
     const rotation = account.rotations;
     try {
       if (!(await this.accounts.save(account))) throw new AccountChangedError();
@@ -567,7 +584,7 @@ export class Broker {
   }
 
   private async markConsentRequired(account: Account, reason: string): Promise<void> {
-    account.health = { state: 'consent_required', reason, since: new Date(this.clock.now()).toISOString() };
+    account.health = { state: 'consent_required', reason, since: new Date(this.clock.wallTime()).toISOString() };
     this.forgetAccount(account.email);
     this.logger.warn({ event: 'consent_required', account: account.email, reason }, 'account needs consent again');
     try {
@@ -655,7 +672,7 @@ export class Broker {
       .then(
         (fresh) => this.scheduleBackgroundRefresh(key, fresh),
         (error: unknown) => {
-          if (isUpstreamOutage(error)) {
+          if (isTemporary(error)) {
             const current = this.cache.get(key);
             if (current !== undefined && current.expiresAt > this.clock.now()) this.scheduleBackgroundRefresh(key, current);
           } else {
@@ -707,9 +724,17 @@ function diedAfterTestingLifetime(account: Account): boolean {
   return livedMs >= 7 * day && livedMs < 8 * day;
 }
 
-/** Failures that say "not now" rather than "never": callers holding a cached token get it. */
-function isUpstreamOutage(error: unknown): boolean {
-  return error instanceof UpstreamUnavailableError || error instanceof UpstreamThrottledError;
+/**
+ * Failures that say "not now" rather than "never" (the OAuth server or the store is down or slow):
+ * callers holding a valid cached token get it, and background renewals retry with backoff.
+ */
+function isTemporary(error: unknown): boolean {
+  return (
+    error instanceof UpstreamUnavailableError ||
+    error instanceof UpstreamThrottledError ||
+    error instanceof StoreUnavailableError ||
+    error instanceof StoreTimeoutError
+  );
 }
 
 function withHint(error: TokendError, hint: string): TokendError {

@@ -79,7 +79,8 @@ export class LoginManager {
       authUrl: session.authUrl,
       startUrl: session.startUrl,
       redirectUri: session.redirectUri,
-      expiresAt: new Date(session.expiresAt).toISOString(),
+      // The deadline is steady time; the CLI compares it with its own wall clock.
+      expiresAt: new Date(this.deps.clock.wallTime() + (session.expiresAt - this.deps.clock.now())).toISOString(),
       retryCommand,
     };
   }

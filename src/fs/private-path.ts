@@ -200,7 +200,7 @@ const WRITE_FAILURES: Record<string, { what: string; fix: (dir: string) => strin
   ENOSPC: { what: 'no space left on the device', fix: (dir) => `free some space on the disk that holds ${dir} (\`df -h ${shellQuote(dir)}\`), then ask again` },
   EDQUOT: { what: 'disk quota exceeded', fix: (dir) => `free some of your quota on the disk that holds ${dir} (\`quota -s\`), then ask again` },
   EROFS: { what: 'the file system is read-only', fix: (dir) => `remount the file system that holds ${dir} read-write, or point TOKEND_CONFIG_DIR at a writable directory and run \`tokend login\` again` },
-  EACCES: { what: 'permission denied', fix: (dir) => `make ${dir} yours and writable: \`chmod 700 ${shellQuote(dir)}\`` },
+  EACCES: { what: 'permission denied', fix: (dir) => `make ${dir} writable by you: \`ls -ld ${shellQuote(dir)}\` shows its owner; \`chmod 700 ${shellQuote(dir)}\` as that owner` },
   EIO: { what: 'an I/O error from the disk', fix: (dir) => `check the disk that holds ${dir} (\`dmesg\`)` },
 };
 
@@ -229,7 +229,7 @@ export async function writeFileAtomic(dir: DirIdentity, name: string, data: stri
     await fsyncDir(dir.path).catch(() => undefined);
   } catch (err) {
     const code = errnoCode(err);
-    const why = WRITE_FAILURES[code ?? ''];
+    const why = code !== undefined && Object.hasOwn(WRITE_FAILURES, code) ? WRITE_FAILURES[code] : undefined;
     throw new StoreUnavailableError(`could not write ${target} (${why?.what ?? code ?? 'unknown error'}); nothing was changed`, {
       hint: why?.fix(dir.path) ?? `check that ${dir.path} is writable by you and its disk has room: \`ls -ld ${shellQuote(dir.path)}; df -h ${shellQuote(dir.path)}\``,
     });

@@ -25,9 +25,14 @@ export async function readSmallFile(path: string, maxBytes: number): Promise<str
     const info = await handle.stat();
     if (!info.isFile()) throw new SmallFileError('not a regular file');
     if (info.size > maxBytes) throw new SmallFileError('too large');
-    const data = await handle.readFile();
-    if (data.length > maxBytes) throw new SmallFileError('too large');
-    return data.toString('utf8');
+    // Files that report size 0 (in /proc, say) are read up to the limit, never without end.
+    const buffer = Buffer.alloc(maxBytes + 1);
+    let length = 0;
+    for (let read = -1; read !== 0 && length <= maxBytes; length += read) {
+      ({ bytesRead: read } = await handle.read(buffer, length, buffer.length - length, null));
+    }
+    if (length > maxBytes) throw new SmallFileError('too large');
+    return buffer.subarray(0, length).toString('utf8');
   } finally {
     await handle.close();
   }

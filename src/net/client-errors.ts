@@ -38,9 +38,15 @@ function answerOnSocket(socket: Socket, status: number, message: string, format:
 }
 
 /** An `Expect:` other than 100-continue: Node would answer a bare 417 of its own. */
-export function refuseExpectation(_request: IncomingMessage, response: ServerResponse): void {
-  const error = new BadRequestError('the Expect header asks for something tokend does not do', { hint: 'send the request without an Expect header' });
-  const body = JSON.stringify({ error: error.toJSON() });
-  response.writeHead(417, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'metadata-flavor': 'Google', connection: 'close' });
+export function refuseExpectation(_request: IncomingMessage, response: ServerResponse, format: 'json' | 'text' = 'json'): void {
+  const message = 'the Expect header asks for something tokend does not do';
+  const body =
+    format === 'json' ? JSON.stringify({ error: new BadRequestError(message, { hint: 'send the request without an Expect header' }).toJSON() }) : `tokend: ${message}\n`;
+  response.writeHead(417, {
+    'content-type': format === 'json' ? 'application/json' : 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    ...(format === 'json' ? { 'metadata-flavor': 'Google' } : {}),
+    connection: 'close',
+  });
   response.end(body);
 }

@@ -43,13 +43,6 @@ export class IdleTracker {
   }
 }
 
-export interface ConnectionLimit {
-  readonly open: number;
-  /** Idle connections closed to make room, and new ones refused because every one was busy. */
-  readonly evicted: number;
-  readonly refused: number;
-}
-
 /**
  * Holds `server` to `max` connections without locking anyone out: at the cap, a new connection makes
  * room by closing the one idle longest; only when every connection has a request in flight is the
@@ -57,12 +50,10 @@ export interface ConnectionLimit {
  * headers) cannot exhaust the daemon's descriptors, and cannot starve a client that sends a request
  * and waits for the answer.
  */
-export function limitConnections(server: Server, options: { max: number; listener: string; logger?: Logger }): ConnectionLimit {
+export function limitConnections(server: Server, options: { max: number; listener: string; logger?: Logger }): void {
   const idle = new IdleTracker(server);
   const open = new Set<Socket>();
   const count = floodLimitedCounter();
-  let evicted = 0;
-  let refused = 0;
   const note = (what: 'evicted' | 'refused') => {
     const { count: n, log } = count(what);
     if (log) {
@@ -76,12 +67,10 @@ export function limitConnections(server: Server, options: { max: number; listene
     if (open.size >= options.max) {
       const victim = idle.longestIdle(open);
       if (victim === undefined) {
-        refused++;
         note('refused');
         socket.destroy();
         return;
       }
-      evicted++;
       note('evicted');
       open.delete(victim);
       victim.destroy();
@@ -90,15 +79,4 @@ export function limitConnections(server: Server, options: { max: number; listene
     idle.add(socket);
     socket.once('close', () => open.delete(socket));
   });
-  return {
-    get open() {
-      return open.size;
-    },
-    get evicted() {
-      return evicted;
-    },
-    get refused() {
-      return refused;
-    },
-  };
 }

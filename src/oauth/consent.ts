@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { CodeChallengeMethod, OAuth2Client } from 'google-auth-library';
 import type { Clock, TimerHandle } from '../clock.js';
 import type { Logger } from '../log.js';
-import { answerClientError, refuseConnect } from '../net/client-errors.js';
+import { answerClientError, refuseConnect, refuseExpectation } from '../net/client-errors.js';
 import { acceptOwnerOnly, createConnectionBudget, type ConnectionBudget, type OwnerOnlyGuard } from '../net/owner-only.js';
 import type { TokendError } from '../errors.js';
 import { isTokendError, LoginFailedError, LoginTimeoutError } from '../errors.js';
@@ -104,7 +104,8 @@ export class ConsentSession<T> {
 
   static async start<T>(options: ConsentOptions<T>): Promise<ConsentSession<T>> {
     // Tight limits: the only legitimate client is a browser delivering one redirect.
-    const server = createServer({ connectionsCheckingInterval: 1_000 });
+    // A browser always sends Host; without it Node would answer a bare 400 of its own.
+    const server = createServer({ connectionsCheckingInterval: 1_000, requireHostHeader: false });
     server.headersTimeout = 10_000;
     server.requestTimeout = 15_000;
     server.keepAliveTimeout = 1_000;
@@ -146,6 +147,7 @@ export class ConsentSession<T> {
     server.on('request', (req, res) => void session.onRequest(req, res));
     server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => answerClientError(error, socket, 'text'));
     server.on('connect', (request: IncomingMessage, socket: Socket) => refuseConnect(request, socket, 'text'));
+    server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => refuseExpectation(request, response, 'text'));
     return session;
   }
 

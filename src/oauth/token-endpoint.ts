@@ -75,7 +75,8 @@ export const MAX_ACCESS_TOKEN_SECONDS = 12 * 3600;
 
 function parseGrant(body: Record<string, unknown>, host: string): TokenGrant {
   const { access_token, expires_in, scope, refresh_token, id_token } = body;
-  const expiresIn = Math.floor(Number(typeof expires_in === 'string' || typeof expires_in === 'number' ? expires_in : NaN));
+  // A number, or a decimal string ("3599"); never "0x10", "1e3" or padding.
+  const expiresIn = Math.floor(typeof expires_in === 'number' ? expires_in : typeof expires_in === 'string' && /^\d+(\.\d+)?$/.test(expires_in) ? Number(expires_in) : NaN);
   if (typeof access_token !== 'string' || access_token.length === 0 || access_token.length > 8192) {
     throw new UpstreamRejectedError(`the OAuth server at ${host} answered without a usable access_token`, { hint: MALFORMED_ANSWER_HINT });
   }

@@ -28,7 +28,6 @@ async function waitForLog(daemon: ChildProcess, log: () => string, pattern: RegE
   assert.match(log(), pattern);
 }
 
-/** Logs in over the activated socket, then checks a token on each socket is live and narrowed. */
 /** Inherited listeners answer what Node's parser refuses as the daemon's own do: in tokend's error format. */
 async function badInputOverBoth(socketPath: string, port: number): Promise<void> {
   const t = tally('socket-activated listeners');
@@ -46,6 +45,7 @@ async function badInputOverBoth(socketPath: string, port: number): Promise<void>
   report(t);
 }
 
+/** Logs in over the activated socket, then checks a token on each socket is live and narrowed. */
 async function tokensOverBoth(env: NodeJS.ProcessEnv, port: number): Promise<void> {
   const clientFile = oauth.writeClientSecrets(env.TOKEND_CONFIG_DIR!.replace(/config$/, ''));
   assert.equal((await loginByPasteBack(['--client-secrets', clientFile, '--scopes', 'bigquery,cloud-platform', '--default'], env)).code, 0);

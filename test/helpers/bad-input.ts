@@ -35,13 +35,18 @@ export interface Expectation {
   head?: boolean;
 }
 
-let answersFile: string | undefined;
+const answerFiles: { tokens?: string; others?: string } = {};
 
-/** Every answer but a token's is kept for test/final's search for secrets. */
+/**
+ * Every answer is kept for test/final's search for secrets; a token's in a file of its own, where an
+ * access token may appear (and nothing else secret).
+ */
 function keepAnswer(body: string): void {
-  if (process.env.TOKEND_TEST_ARTIFACTS === undefined || body.includes('"access_token"')) return;
-  answersFile ??= artifactLogPath('http-answers', 'outputs');
-  appendFileSync(answersFile, `${body}\n`);
+  if (process.env.TOKEND_TEST_ARTIFACTS === undefined) return;
+  const file = body.includes('"access_token"')
+    ? (answerFiles.tokens ??= artifactLogPath('http-token-answers', 'outputs'))
+    : (answerFiles.others ??= artifactLogPath('http-answers', 'outputs'));
+  appendFileSync(file, `${body}\n`);
 }
 
 /** Judges one case's answer; returns what was wrong with it (also kept in the tally). */

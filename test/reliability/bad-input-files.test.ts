@@ -182,10 +182,17 @@ describe('bad input outside HTTP', () => {
         writeFileSync(f, '{}');
         chmodSync(f, 0o666);
       }],
-      ['owned by another user', (f) => {
-        writeFileSync(f, '{}', { mode: 0o600 });
-        chownSync(f, OTHER_UID, OTHER_GID);
-      }],
+      ...(process.getuid?.() === 0
+        ? ([
+            [
+              'owned by another user',
+              (f) => {
+                writeFileSync(f, '{}', { mode: 0o600 });
+                chownSync(f, OTHER_UID, OTHER_GID);
+              },
+            ],
+          ] satisfies Array<[string, (file: string) => void]>)
+        : []),
     ];
     for (const [label, make] of cases) {
       const dirs = daemonDirs();
@@ -218,7 +225,7 @@ describe('bad input outside HTTP', () => {
       ['an empty file', (f) => writeFileSync(f, ''), /is empty/],
       ['a JSON array', (f) => writeFileSync(f, '[]'), /not a JSON object|Desktop app/],
       ['binary noise', (f) => writeFileSync(f, Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 31) % 256))), /not valid JSON/],
-      ['1 MB', (f) => writeFileSync(f, `{"installed": {"client_id": "${'a'.repeat(1_000_000)}"}}`), /larger than 64 KiB/],
+      ['1 MB', (f) => writeFileSync(f, `{"installed": {"client_id": "${'a'.repeat(1_000_000)}"}}`), /larger than 32 KiB/],
       ['a FIFO', (f) => execFileSync('mkfifo', [f]), /not a regular file/],
       ['a directory', (f) => mkdirSync(f), /not a regular file/],
       ['a missing file', () => undefined, /ENOENT/],

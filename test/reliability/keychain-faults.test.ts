@@ -102,6 +102,7 @@ describe('keychain faults', { skip }, () => {
       process.kill(pid, 'SIGCONT');
       const answer = await answered;
       assert.equal(answer.status, 200, `${answer.code} ${answer.message}`);
+      assert.ok(answer.ms >= KEYCHAIN_TIMEOUT_MS / 3 - 20, `the answer (${answer.ms.toFixed(0)} ms) waited for the paused keychain`);
     }
     recordFigure({ kind: 'fault', faultClass: 'keychain', name: 'slow Secret Service calls', survived: true, caller: '200, later', log: '—' });
   });

@@ -184,7 +184,7 @@ describe('security', () => {
     }
   });
 
-  test('the passphrase and refresh token reach no child: the browser opener and `tokend exec` get neither', async () => {
+  test('the passphrase reaches no child of `tokend exec` (test/final searches its output for every other secret)', async () => {
     const printed = await runCli(['exec', '--scopes', 'bigquery', '--', 'env'], env);
     assert.equal(printed.code, 0, printed.stderr);
     assert.doesNotMatch(printed.stdout, /TOKEND_FILE_PASSPHRASE|security-suite passphrase/);

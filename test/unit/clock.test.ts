@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SteadyTime, systemClock } from '../../src/clock.js';
 
@@ -34,4 +34,18 @@ test('steady time: noise between the clocks does not add up; a jump back is igno
   wall += 7200_000; // two hours asleep: only the wall clock moves
   assert.equal(steady.now(), 1_000_000 + mono + 7200_000);
   assert.deepEqual(jumps, [-3600_010, 7200_000]);
+});
+
+test('a system-clock timer longer than 24.8 days is re-armed, and fires when it is due', () => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  try {
+    let fired = false;
+    systemClock.setTimer(2 ** 31 + 1000, () => (fired = true));
+    mock.timers.tick(2 ** 31 - 1);
+    assert.equal(fired, false, 'not at the first 2^31 - 1 ms');
+    mock.timers.tick(1001);
+    assert.equal(fired, true);
+  } finally {
+    mock.timers.reset();
+  }
 });

@@ -24,8 +24,12 @@ describe('tcp peer uid', () => {
 
   test('regression: a TIME_WAIT socket with the same ends (a reused port) does not stand in for the live one', () => {
     const us = endpointKey('127.0.0.1', 0x1f90)!;
-    const reused = `${TABLE}   2: 0100007F:D431 0100007F:1F90 06 00000000:00000000 03:00000F82 00000000     0        0 0 3 0\n`;
-    assert.equal(findOwner(reused, endpointKey('127.0.0.1', 0xd431)!, us), 1000);
+    // Before and after the live one: neither a first nor a last match may be the dead socket.
+    const dead = '   2: 0100007F:D431 0100007F:1F90 06 00000000:00000000 03:00000F82 00000000     0        0 0 3 0';
+    const [header, ...rows] = TABLE.split('\n');
+    for (const table of [[header, dead, ...rows], [header, ...rows.filter(Boolean), dead]]) {
+      assert.equal(findOwner(table.join('\n'), endpointKey('127.0.0.1', 0xd431)!, us), 1000);
+    }
   });
 
   test('IPv4-mapped and IPv6 loopback addresses in tcp6', () => {

@@ -10,8 +10,8 @@ import { line, type Io } from '../io.js';
 import { apiScopeList } from '../scope-names.js';
 
 export const summary = 'one-time consent for an account, in the browser';
-/** A Google client file is under 1 KiB; the daemon takes request bodies up to 64 KiB. */
-const MAX_CLIENT_FILE_BYTES = 64 * 1024;
+/** A Google client file is under 1 KiB; it travels in a JSON body, which the daemon takes up to 64 KiB. */
+const MAX_CLIENT_FILE_BYTES = 32 * 1024;
 export const usage = `Usage: tokend login --client-secrets FILE [--scopes LIST] [--no-browser] [--login-hint EMAIL] [--default] [--json]
 
 Starts a consent in the browser. The daemon receives the answer and keeps the refresh token; this
@@ -58,7 +58,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     clientSecrets = await readSmallFile(path, MAX_CLIENT_FILE_BYTES);
   } catch (error) {
     const problem = error instanceof SmallFileError ? error.problem : 'error';
-    throw new InvalidClientSecretsError(`cannot read the client file ${path} (${problem === 'too large' ? 'larger than 64 KiB: not a client file' : problem})`, {
+    throw new InvalidClientSecretsError(`cannot read the client file ${path} (${problem === 'too large' ? 'larger than 32 KiB: not a client file' : problem})`, {
       hint: 'give --client-secrets the JSON file downloaded from the Cloud Console (APIs & Services > Credentials)',
     });
   }
