@@ -23,30 +23,32 @@ export function refuseConnect(_request: IncomingMessage, socket: Socket, format:
   answerOnSocket(socket, 405, 'CONNECT is not served: tokend is not a proxy', format);
 }
 
+/** tokend's error body for `message`, as JSON (the metadata listeners) or text (the consent listener's browser). */
+function errorAnswer(message: string, hint: string, format: 'json' | 'text'): { body: string; headers: Record<string, string> } {
+  const body = format === 'json' ? JSON.stringify({ error: new BadRequestError(message, { hint }).toJSON() }) : `tokend: ${message}\n`;
+  return {
+    body,
+    headers: {
+      'Content-Type': format === 'json' ? 'application/json' : 'text/plain; charset=utf-8',
+      'Content-Length': String(Buffer.byteLength(body)),
+      ...(format === 'json' ? { 'Metadata-Flavor': 'Google' } : {}),
+      Connection: 'close',
+    },
+  };
+}
+
 function answerOnSocket(socket: Socket, status: number, message: string, format: 'json' | 'text'): void {
-  const body =
-    format === 'json'
-      ? JSON.stringify({ error: new BadRequestError(message, { hint: 'send one well-formed HTTP/1.1 request; docs/metadata.md lists what tokend serves' }).toJSON() })
-      : `tokend: ${message}\n`;
+  const { body, headers } = errorAnswer(message, 'send one well-formed HTTP/1.1 request; docs/metadata.md lists what tokend serves', format);
   if (socket.writable) {
-    socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${format === 'json' ? 'application/json' : 'text/plain; charset=utf-8'}\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\n${format === 'json' ? 'Metadata-Flavor: Google\r\n' : ''}Connection: close\r\n\r\n${body}`,
-    );
+    const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${head}\r\n${body}`);
   }
   socket.destroy();
 }
 
 /** An `Expect:` other than 100-continue: Node would answer a bare 417 of its own. */
 export function refuseExpectation(_request: IncomingMessage, response: ServerResponse, format: 'json' | 'text' = 'json'): void {
-  const message = 'the Expect header asks for something tokend does not do';
-  const body =
-    format === 'json' ? JSON.stringify({ error: new BadRequestError(message, { hint: 'send the request without an Expect header' }).toJSON() }) : `tokend: ${message}\n`;
-  response.writeHead(417, {
-    'content-type': format === 'json' ? 'application/json' : 'text/plain; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    ...(format === 'json' ? { 'metadata-flavor': 'Google' } : {}),
-    connection: 'close',
-  });
+  const { body, headers } = errorAnswer('the Expect header asks for something tokend does not do', 'send the request without an Expect header', format);
+  response.writeHead(417, headers);
   response.end(body);
 }

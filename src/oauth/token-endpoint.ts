@@ -71,7 +71,7 @@ const MALFORMED_ANSWER_HINT = 'check that the client file\'s token_uri is Google
  * Google's access tokens last an hour (service-account tokens 12 h at most). A longer claim is not
  * believed: the token is refreshed as if it lasted this long, which costs one grant and is never wrong.
  */
-export const MAX_ACCESS_TOKEN_SECONDS = 12 * 3600;
+const MAX_ACCESS_TOKEN_SECONDS = 12 * 3600;
 
 function parseGrant(body: Record<string, unknown>, host: string): TokenGrant {
   const { access_token, expires_in, scope, refresh_token, id_token } = body;

@@ -107,7 +107,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const upstream = options.upstream ?? new TokenEndpoint({ timeoutMs: settings.upstreamTimeoutMs, fetch: http.fetch });
   const broker = new Broker({ accounts, upstream, clock, logger, ...(options.policy ? { policy: options.policy } : {}) });
   // Every TCP listener draws on one budget of descriptors, so none can starve the Unix socket.
-  const connections = daemonConnectionBudget();
+  const softFdLimit = readSoftFdLimit();
+  const connections = daemonConnectionBudget(softFdLimit);
   const logins = new LoginManager({ broker, upstream, clock, logger, timeoutMs: settings.loginTimeoutSeconds * 1000, connections });
 
   const projectNumbers = new ProjectNumbers({
@@ -169,7 +170,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
 
   // Only the owner can connect, but the owner's own runaway program could open connections without end.
   limitConnections(app.server, {
-    max: Math.max(16, Math.min(UNIX_SOCKET_CONNECTIONS, (readSoftFdLimit() ?? 4096) - RESERVED_FDS - connections.limit)),
+    max: Math.max(16, Math.min(UNIX_SOCKET_CONNECTIONS, (softFdLimit ?? 4096) - RESERVED_FDS - connections.limit)),
     listener: 'unix',
     logger,
   });

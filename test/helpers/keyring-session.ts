@@ -26,7 +26,7 @@ export interface KeyringSession {
   search(service: string): Promise<Array<{ account: string; secret: string }>>;
   /** The pid of the process that owns org.freedesktop.secrets on this bus. */
   secretServicePid(): Promise<number>;
-  /** Locks the login keyring with the Secret Service's own Lock call, as a screen locker does. */
+  /** Locks the login keyring with the Secret Service's own Lock call (secret-tool's lock waits for a prompt that never comes here). */
   lock(): Promise<void>;
   /** Unlocks it again with its password, as a login does (a new gnome-keyring takes over). */
   unlock(): Promise<void>;

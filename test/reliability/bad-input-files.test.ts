@@ -16,6 +16,7 @@ import { daemonDirs, daemonEnv, runCli, startDaemonProcess, stopAllDaemons, type
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 import { OTHER_GID, OTHER_UID } from '../helpers/second-user.js';
 
+// Narrower than the HTTP suites' list: a CLI message may name a path under the working directory.
 const INTERNALS = /node_modules|\/src\/|\.[jt]s:\d+|\bat [\w.<>]+ \(|TypeError|RangeError|ReferenceError|ERR_[A-Z_]{4,}/;
 const EXIT_CODES = new Set<number>(Object.values(ExitCode));
 const RUN_LIMIT_MS = 10_000;

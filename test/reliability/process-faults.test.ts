@@ -6,7 +6,7 @@
  * store write is test/e2e/crash-recovery.test.ts.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,6 +17,7 @@ import { daemonDirs, daemonEnv, loginByPasteBack, runCli, startDaemonProcess, st
 import { recordFigure } from '../helpers/figures.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 import { requirements, skipUnless, skipUnlessRoot } from '../helpers/requirements.js';
+import { holdSyscall } from '../helpers/strace.js';
 
 const PASSPHRASE = 'process faults passphrase 41c2';
 
@@ -140,19 +141,7 @@ describe('process faults', () => {
     // exists only in the answer. Google does not rotate; a server that does and revokes on reuse ends
     // the grant here. What must hold: the failure is named, with its fix, and nothing is corrupted.
     const { env, daemon, dirs } = await ownerWithAccount('kill-in-window');
-    const threads = readdirSync(`/proc/${daemon.child.pid}/task`).flatMap((tid) => ['-p', tid]);
-    const tracer = spawn('strace', ['-e', 'trace=openat', '-e', 'inject=openat:delay_enter=5000000', ...threads], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let attached = 0;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('strace did not attach within 10 s')), 10_000);
-      tracer.stderr.on('data', (chunk: Buffer) => {
-        attached += (chunk.toString().match(/attached/g) ?? []).length;
-        if (attached >= threads.length / 2) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
+    const tracer = await holdSyscall(daemon.child.pid!, 'openat', 5);
     const grants = standin.stats.refreshGrants;
     const pending = runCli(['token', '--scopes', 'bigquery'], env, undefined, 60_000).catch(() => undefined);
     try {
@@ -165,7 +154,7 @@ describe('process faults', () => {
       daemon.child.kill('SIGKILL');
       await daemon.exited;
     } finally {
-      tracer.kill('SIGKILL');
+      tracer.stop();
     }
     await pending;
     const second = await startDaemonProcess({ name: 'kill-in-window-2', env, socket: dirs.socket });

@@ -93,75 +93,31 @@ interface Case {
 const threeTimes = (fault: TokenFault): TokenFault[] => [fault, fault, fault];
 const altered = (alter: (answer: Record<string, unknown>) => Record<string, unknown>): TokenFault[] => [{ alter }];
 
+/** A fault the daemon cannot get past within the call: the caller gets 503 and the log a failed refresh. */
+const unavailable = (name: string, faultClass: string, faults: TokenFault[], message?: RegExp): Case => ({
+  name,
+  faultClass,
+  faults,
+  status: 503,
+  code: 'upstream_unavailable',
+  ...(message === undefined ? {} : { message }),
+  logs: { event: 'refresh_failed', code: 'upstream_unavailable' },
+});
+
 const cases: Case[] = [
   // What the token endpoint answers, with every try failing.
-  ...[500, 502, 503, 504].map((status): Case => ({
-    name: `HTTP ${status} on every try`,
-    faultClass: 'upstream HTTP status',
-    faults: threeTimes({ status }),
-    status: 503,
-    code: 'upstream_unavailable',
-    message: new RegExp(`answered HTTP ${status}`),
-    logs: { event: 'refresh_failed', code: 'upstream_unavailable' },
-  })),
+  ...[500, 502, 503, 504].map((status) => unavailable(`HTTP ${status} on every try`, 'upstream HTTP status', threeTimes({ status }), new RegExp(`answered HTTP ${status}`))),
   { name: 'HTTP 503 once, then an answer', faultClass: 'upstream HTTP status', faults: [{ status: 503 }], status: 200 },
   { name: 'HTTP 408 twice, then an answer', faultClass: 'upstream HTTP status', faults: [{ status: 408 }, { status: 408 }], status: 200 },
   { name: 'HTTP 429 with Retry-After: 1, then an answer', faultClass: 'upstream HTTP status', faults: [{ status: 429, retryAfterSeconds: 1 }], status: 200 },
-  {
-    name: 'HTTP 429 with Retry-After: 120 (not retried within the call)',
-    faultClass: 'upstream HTTP status',
-    faults: [{ status: 429, retryAfterSeconds: 120 }],
-    status: 503,
-    code: 'upstream_unavailable',
-    message: /answered HTTP 429/,
-    logs: { event: 'refresh_failed', code: 'upstream_unavailable' },
-  },
+  unavailable('HTTP 429 with Retry-After: 120 (not retried within the call)', 'upstream HTTP status', [{ status: 429, retryAfterSeconds: 120 }], /answered HTTP 429/),
   // The connection.
-  {
-    name: 'connection reset before the answer, every try',
-    faultClass: 'upstream connection',
-    faults: threeTimes({ reset: true }),
-    status: 503,
-    code: 'upstream_unavailable',
-    message: /could not be reached/,
-    logs: { event: 'refresh_failed', code: 'upstream_unavailable' },
-  },
+  unavailable('connection reset before the answer, every try', 'upstream connection', threeTimes({ reset: true }), /could not be reached/),
   { name: 'connection reset before the answer, once', faultClass: 'upstream connection', faults: [{ reset: true }], status: 200 },
-  {
-    name: 'connection reset in the middle of the body, every try',
-    faultClass: 'upstream connection',
-    faults: threeTimes({ resetMidBody: true }),
-    status: 503,
-    code: 'upstream_unavailable',
-    logs: { event: 'refresh_failed', code: 'upstream_unavailable' },
-  },
-  {
-    name: 'an answer slower than the time limit, every try',
-    faultClass: 'upstream connection',
-    faults: threeTimes({ delayMs: 1500 }),
-    status: 503,
-    code: 'upstream_unavailable',
-    message: /did not answer within 800 ms/,
-    logs: { event: 'refresh_failed', code: 'upstream_unavailable' },
-  },
-  {
-    name: 'a server that never answers and never closes',
-    faultClass: 'upstream connection',
-    faults: threeTimes({ hang: 'headers' }),
-    status: 503,
-    code: 'upstream_unavailable',
-    message: /did not answer within 800 ms/,
-    logs: { event: 'refresh_failed', code: 'upstream_unavailable' },
-  },
-  {
-    name: 'a server that sends headers, then never finishes the body nor closes',
-    faultClass: 'upstream connection',
-    faults: threeTimes({ hang: 'body' }),
-    status: 503,
-    code: 'upstream_unavailable',
-    message: /did not answer within 800 ms/,
-    logs: { event: 'refresh_failed', code: 'upstream_unavailable' },
-  },
+  unavailable('connection reset in the middle of the body, every try', 'upstream connection', threeTimes({ resetMidBody: true })),
+  unavailable('an answer slower than the time limit, every try', 'upstream connection', threeTimes({ delayMs: 1500 }), /did not answer within 800 ms/),
+  unavailable('a server that never answers and never closes', 'upstream connection', threeTimes({ hang: 'headers' }), /did not answer within 800 ms/),
+  unavailable('a server that sends headers, then never finishes the body nor closes', 'upstream connection', threeTimes({ hang: 'body' }), /did not answer within 800 ms/),
   // What a 200 says.
   ...(
     [
