@@ -20,12 +20,15 @@ import { RetryableError } from '../oauth/retry.js';
 import { GrantInvalidError, toUpstreamError, type OAuthEndpoint, type TokenGrant } from '../oauth/token-endpoint.js';
 import type { Secret } from '../secret.js';
 import { Account } from './account.js';
+import { AuditTrail, type CacheOutcome, type CallerInfo } from './audit-trail.js';
 import { loginCommand } from './login-command.js';
 import type { AccountRegistry } from './accounts.js';
 import { ScopeSet } from './scopes.js';
 import { SingleFlight } from './single-flight.js';
 import { defaultUpstreamBudgetPolicy, UpstreamBudget, type UpstreamBudgetPolicy } from './upstream-budget.js';
 import { cacheKey, remainingSeconds, TokenCache, type CachedToken } from './token-cache.js';
+
+export type { CacheOutcome, CallerInfo } from './audit-trail.js';
 
 export interface FreshnessPolicy {
   /** A cached token is served only with more than this left, while the upstream is healthy. */
@@ -66,23 +69,12 @@ export const defaultFreshnessPolicy: FreshnessPolicy = {
   maxScopeSetsPerAccount: 32,
 };
 
-export interface CallerInfo {
-  /** How the request arrived: 'unix' or 'tcp'. */
-  transport: string;
-  pid?: number;
-  uid?: number;
-  /** The client's port, on TCP. */
-  port?: number;
-}
-
 export interface TokenRequest {
   account: string;
   /** Absent: the account's default scopes. */
   scopes?: ScopeSet;
   caller?: CallerInfo;
 }
-
-export type CacheOutcome = 'hit' | 'miss' | 'stale';
 
 export interface IssuedToken {
   account: string;
@@ -130,6 +122,8 @@ export class Broker {
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly cache: TokenCache;
+  /** Every token served; stop() and flushAudit() write the cache hits it still counts. */
+  private readonly audit: AuditTrail;
   private readonly refreshes = new SingleFlight<CachedToken>();
   private readonly failures = new Map<string, RefreshFailure>();
   private readonly timers = new Map<string, TimerHandle>();
@@ -154,6 +148,7 @@ export class Broker {
     this.policy = { ...defaultFreshnessPolicy, ...deps.policy };
     this.budgetPolicy = { ...defaultUpstreamBudgetPolicy, ...deps.upstreamBudget };
     this.cache = new TokenCache(this.policy.maxCachedTokens, this.policy.maxScopeSetsPerAccount, (key) => this.forgetKey(key));
+    this.audit = new AuditTrail(deps.logger, deps.clock);
   }
 
   get registry(): AccountRegistry {
@@ -170,7 +165,39 @@ export class Broker {
     }
   }
 
+  /**
+   * A cache hit that needs nothing awaited (no refresh, no rotation to store first), served at once;
+   * undefined when getToken has more to do. Throws what getToken throws for the same request.
+   */
+  serveCached(request: TokenRequest): IssuedToken | undefined {
+    const { account, scopes, key } = this.lookUp(request);
+    const cached = this.cache.get(key);
+    if (cached === undefined || !this.isServable(cached) || cached.rotation > account.storedRotations) return undefined;
+    return this.issue(account, scopes, key, cached, 'hit', request.caller);
+  }
+
   private async getTokenOnce(request: TokenRequest): Promise<IssuedToken> {
+    const hit = this.serveCached(request);
+    if (hit !== undefined) return hit;
+    const { account, scopes, key } = this.lookUp(request);
+    const cached = this.cache.get(key);
+    let token: CachedToken;
+    let outcome: CacheOutcome;
+    if (cached !== undefined && this.isServable(cached)) {
+      token = cached;
+      outcome = 'hit';
+    } else {
+      const refreshed = await this.refreshWithinBudget(key, account, scopes, cached);
+      token = refreshed ?? (cached as CachedToken);
+      outcome = refreshed === undefined ? 'stale' : 'miss';
+    }
+    // A token the last, still unstored rotation brought: the rotation must reach the store first.
+    if (token.rotation > account.storedRotations) await this.storeRotation(account);
+    return this.issue(account, scopes, key, token, outcome, request.caller);
+  }
+
+  /** The account and scope set a request names, checked: healthy, and every scope granted. */
+  private lookUp(request: TokenRequest): { account: Account; scopes: ScopeSet; key: string } {
     const account = this.accounts.resolve(request.account);
     this.assertHealthy(account);
     const scopes = request.scopes ?? account.defaultScopes;
@@ -181,36 +208,20 @@ export class Broker {
       });
     }
     this.assertGranted(account, scopes);
-    const key = cacheKey(account.email, scopes);
+    return { account, scopes, key: cacheKey(account.email, scopes) };
+  }
+
+  private isServable(token: CachedToken): boolean {
+    return remainingSeconds(token, this.clock.now()) > this.serveThresholdSeconds(token);
+  }
+
+  private issue(account: Account, scopes: ScopeSet, key: string, token: CachedToken, outcome: CacheOutcome, caller: CallerInfo | undefined): IssuedToken {
     const now = this.clock.now();
-    const cached = this.cache.get(key);
-    let token: CachedToken;
-    let outcome: CacheOutcome;
-    if (cached !== undefined && remainingSeconds(cached, now) > this.serveThresholdSeconds(cached)) {
-      token = cached;
-      outcome = 'hit';
-    } else {
-      const refreshed = await this.refreshWithinBudget(key, account, scopes, cached);
-      token = refreshed ?? (cached as CachedToken);
-      outcome = refreshed === undefined ? 'stale' : 'miss';
-    }
-    // A token the last, still unstored rotation brought: the rotation must reach the store first.
-    if (token.rotation > account.storedRotations) await this.storeRotation(account);
-    token.lastUsedAt = this.clock.now();
+    token.lastUsedAt = now;
     token.uses++;
     this.scheduleBackgroundRefresh(key, token);
-    const expiresIn = remainingSeconds(token, this.clock.now());
-    this.logger.info(
-      {
-        event: 'token_issued',
-        account: account.email,
-        scopes: scopes.scopes,
-        cache: outcome,
-        expires_in: expiresIn,
-        caller: request.caller,
-      },
-      'access token issued',
-    );
+    const expiresIn = remainingSeconds(token, now);
+    this.audit.served({ key, account: account.email, scopes, cache: outcome, expiresIn, caller });
     return { account: account.email, scopes, accessToken: token.accessToken, expiresIn, cache: outcome };
   }
 
@@ -381,6 +392,12 @@ export class Broker {
     for (const timer of this.timers.values()) timer.cancel();
     this.timers.clear();
     await this.idle();
+    this.audit.flush();
+  }
+
+  /** Writes the audit lines of the cache hits counted so far, synchronously (at exit, on a crash). */
+  flushAudit(): void {
+    this.audit.flush();
   }
 
   /**
@@ -432,8 +449,8 @@ export class Broker {
   }
 
   private assertGranted(account: Account, scopes: ScopeSet): void {
+    if (scopes.isSubsetOf(account.granted)) return;
     const missing = scopes.missingFrom(account.granted);
-    if (missing.length === 0) return;
     const names = ScopeSet.of(missing).toShortList().replace(/,/g, ', ');
     throw new ScopeNotGrantedError(`${account.email} has not granted ${names}`, {
       // Installed apps cannot consent incrementally: the new consent must name the union.

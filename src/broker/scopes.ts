@@ -52,6 +52,11 @@ export function shortScope(scope: string): string {
   return scope.startsWith(GOOGLE_SCOPE_PREFIX) ? scope.slice(GOOGLE_SCOPE_PREFIX.length) : scope;
 }
 
+/** Lists parsed lately, as written: programs ask for the same few sets again and again. Sets are immutable. */
+const parsedLists = new Map<string, ScopeSet>();
+const MAX_REMEMBERED_LISTS = 256;
+const MAX_REMEMBERED_LENGTH = 1024;
+
 /**
  * An immutable, order-insensitive, duplicate-free set of full scope strings. Its `key` identifies it
  * in caches: two requests that name the same scopes in any order or spelling share one key.
@@ -75,6 +80,8 @@ export class ScopeSet {
 
   /** Parses a user's list: commas and/or whitespace between scopes, short names expanded. */
   static parse(list: string): ScopeSet {
+    const known = parsedLists.get(list);
+    if (known !== undefined) return known;
     const parts = list.split(/[\s,]+/).filter((part) => part.length > 0);
     if (parts.length === 0) {
       throw new InvalidScopeError('no scopes given', { hint: 'name at least one, e.g. `tokend token --scopes cloud-platform`' });
@@ -84,7 +91,12 @@ export class ScopeSet {
         hint: 'ask for the scopes the program needs; cloud-platform alone covers most Google Cloud APIs',
       });
     }
-    return new ScopeSet(parts.map((part) => normalizeGrantedScope(expandScope(part))));
+    const parsed = new ScopeSet(parts.map((part) => normalizeGrantedScope(expandScope(part))));
+    if (list.length <= MAX_REMEMBERED_LENGTH) {
+      if (parsedLists.size >= MAX_REMEMBERED_LISTS) parsedLists.clear();
+      parsedLists.set(list, parsed);
+    }
+    return parsed;
   }
 
   /** Parses the space-separated `scope` of a token response, folding Google's identity aliases. */
@@ -118,7 +130,7 @@ export class ScopeSet {
   }
 
   isSubsetOf(other: ScopeSet): boolean {
-    return this.missingFrom(other).length === 0;
+    return this.scopes.every((scope) => other.has(scope));
   }
 
   union(other: ScopeSet): ScopeSet {
@@ -129,7 +141,6 @@ export class ScopeSet {
     return new ScopeSet(this.scopes.filter((scope) => !IDENTITY_SCOPES.has(scope)));
   }
 
-  /** The comma list a user would type: `bigquery,cloud-platform`. */
   /** For command lines: `bigquery,cloud-platform`. */
   toShortList(): string {
     return this.scopes.map(shortScope).join(',');

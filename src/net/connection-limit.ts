@@ -15,6 +15,11 @@ export class IdleTracker {
     server.on('request', (request: IncomingMessage, response: ServerResponse) => {
       const entry = this.connections.get(request.socket);
       if (entry === undefined) return;
+      // Answered already (a cache hit is answered before this listener runs): idle again at once.
+      if (response.writableEnded) {
+        if (entry.busy === 0) entry.idleSince = ++this.tick;
+        return;
+      }
       entry.busy++;
       response.once('close', () => {
         entry.busy--;

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Broker, CallerInfo } from '../broker/broker.js';
+import type { Broker } from '../broker/broker.js';
+import type { CallerOf } from './cached-token.js';
 import type { LoginManager } from '../broker/login.js';
 import { ScopeSet } from '../broker/scopes.js';
 import { BadRequestError } from '../errors.js';
@@ -30,7 +31,7 @@ export interface ManagementDeps {
   /** The project number the metadata tree answers with, or why there is none. */
   projectNumber: () => ProjectNumberStatus;
   now: () => number;
-  callerOf: (request: FastifyRequest) => CallerInfo;
+  callerOf: CallerOf;
   /** Each OAuth endpoint of the accounts, asked once now (`tokend doctor`). */
   probeUpstream: () => Promise<UpstreamProbe[]>;
 }

@@ -5,7 +5,7 @@ import type { Logger } from '../log.js';
 import { acceptOwnerOnly, type ConnectionBudget } from '../net/owner-only.js';
 import { buildApp } from './app.js';
 import { listenOnDescriptor } from './inherited-sockets.js';
-import { installMetadataGuard } from './metadata-guard.js';
+import { MetadataGuard } from './metadata-guard.js';
 import type { MetadataFacts } from './metadata-routes.js';
 
 export interface MetadataListenerOptions {
@@ -59,7 +59,7 @@ export async function startMetadataListener(options: MetadataListenerOptions): P
         broker: options.broker,
         logger: options.logger,
         callerOf: (request) => ({ transport: 'tcp', ...(request.socket.remotePort === undefined ? {} : { port: request.socket.remotePort }) }),
-        guard: (instance) => installMetadataGuard(instance, () => port, options.logger),
+        guard: new MetadataGuard(() => port, options.logger),
         metadata: options.facts,
       });
       acceptOwnerOnly(app.server, {

@@ -1,10 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Broker, CallerInfo } from '../broker/broker.js';
+import type { Broker } from '../broker/broker.js';
 import type { ProjectNumbers } from '../broker/project-number.js';
 import { ScopeSet } from '../broker/scopes.js';
-import { BadRequestError, MissingMetadataFlavorError, NotFoundError, ProxiedRequestError } from '../errors.js';
-import { proxyHeaderIn } from './proxy-headers.js';
-import { sendJson, sendListing, sendText } from './replies.js';
+import { BadRequestError, NotFoundError } from '../errors.js';
+import type { CallerOf } from './cached-token.js';
+import { metadataHeaderRefusal } from './metadata-headers.js';
+import { sendJson, sendListing, sendText, sendToken } from './replies.js';
 
 /** What the metadata tree answers that no client file says. */
 export interface MetadataFacts {
@@ -18,7 +19,7 @@ export interface MetadataDeps {
   broker: Broker;
   facts: MetadataFacts;
   /** What is known of the caller of a request (transport, and more where the listener can tell). */
-  callerOf: (request: FastifyRequest) => CallerInfo;
+  callerOf: CallerOf;
 }
 
 const PREFIX = '/computeMetadata/v1';
@@ -42,16 +43,7 @@ export function registerMetadataRoutes(app: FastifyInstance, deps: MetadataDeps)
   app.addHook('onRequest', (request, _reply, done) => {
     // The matched route, not the raw URL: `/%63omputeMetadata/...` routes here too.
     if (request.routeOptions.url?.startsWith('/computeMetadata') !== true) return done();
-    const proxied = proxyHeaderIn(request.headers);
-    if (proxied !== undefined) {
-      return done(new ProxiedRequestError(`requests relayed by a proxy (${proxied}) are refused`, {
-          hint: 'connect to tokend directly; set NO_PROXY=127.0.0.1,localhost,metadata.google.internal for programs that use a proxy',
-        }));
-    }
-    if (request.headers['metadata-flavor'] !== 'Google') {
-      return done(new MissingMetadataFlavorError('metadata requests need the header "Metadata-Flavor: Google"', { hint: 'send it: `curl -H "Metadata-Flavor: Google" ...`' }));
-    }
-    done();
+    done(metadataHeaderRefusal(request.headers));
   });
 
   app.get('/', (_request, reply) => sendListing(reply, ['computeMetadata/']));
@@ -137,8 +129,7 @@ export function registerMetadataRoutes(app: FastifyInstance, deps: MetadataDeps)
       ...(scopes === undefined ? {} : { scopes }),
       caller: deps.callerOf(request),
     });
-    reply.header('cache-control', 'no-store');
-    return sendJson(reply, { access_token: issued.accessToken.reveal(), expires_in: issued.expiresIn, token_type: 'Bearer' });
+    return sendToken(reply, issued);
   });
 
   app.get(`${PREFIX}/instance/service-accounts/:account/identity`, () => {

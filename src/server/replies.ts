@@ -1,4 +1,5 @@
 import type { FastifyReply } from 'fastify';
+import type { IssuedToken } from '../broker/broker.js';
 
 // Exact types: Python's google-auth 1.x compares the whole Content-Type string with "application/json".
 const JSON_TYPE = 'application/json';
@@ -16,4 +17,16 @@ export function sendText(reply: FastifyReply, body: string, status = 200): Fasti
 /** A metadata "directory": one entry a line, sub-directories ending in `/`. */
 export function sendListing(reply: FastifyReply, entries: string[]): FastifyReply {
   return sendText(reply, entries.map((entry) => `${entry}\n`).join(''));
+}
+
+/** The headers of a token answer, whichever path sends it (fastify adds the flavor header itself). */
+export const TOKEN_HEADERS = { 'cache-control': 'no-store', 'content-type': JSON_TYPE, 'metadata-flavor': 'Google' } as const;
+
+/** A token answer's body, in the metadata server's shape. */
+export function tokenBody(issued: IssuedToken): string {
+  return `{"access_token":${JSON.stringify(issued.accessToken.reveal())},"expires_in":${issued.expiresIn},"token_type":"Bearer"}`;
+}
+
+export function sendToken(reply: FastifyReply, issued: IssuedToken): FastifyReply {
+  return reply.headers(TOKEN_HEADERS).send(Buffer.from(tokenBody(issued)));
 }

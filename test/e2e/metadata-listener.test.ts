@@ -132,6 +132,32 @@ describe('the metadata tree on TCP', () => {
     assert.match(daemon.log(), /"event":"metadata_refused","rule":"host"/);
   });
 
+  test('a cache hit, answered before routing, is the routed answer byte for byte; what is refused or unusual is routed as before', async () => {
+    const path = `${V1}/instance/service-accounts/default/token?scopes=${encodeURIComponent(`${G}cloud-platform`)}`;
+    const refusedHeaders: Array<Record<string, string>> = [{ origin: 'https://evil.example' }, { host: `evil.example:${port}` }, { via: '1.1 proxy' }, { 'metadata-flavor': 'nope' }];
+    // A scope set no test asked for before: the first answer is a refresh, routed; the second a hit.
+    const miss = await get(path);
+    const hit = await get(path);
+    assert.equal(miss.status, 200, miss.body);
+    assert.equal(hit.status, 200, hit.body);
+    const shape = (answer: typeof miss) => Object.entries(answer.headers).filter(([name]) => name !== 'date');
+    assert.deepEqual(shape(hit), shape(miss), 'the same headers, in the same order');
+    const [missToken, hitToken] = [JSON.parse(miss.body), JSON.parse(hit.body)];
+    assert.equal(hitToken.access_token, missToken.access_token);
+    assert.deepEqual(Object.keys(hitToken), Object.keys(missToken));
+    assert.equal(hit.body, JSON.stringify(hitToken), 'the same JSON text');
+    // A cached token does not make a refused request an answered one.
+    for (const headers of refusedHeaders) {
+      assert.equal((await get(path, headers)).status, 403, JSON.stringify(headers));
+    }
+    // Forms the fast path leaves to the router get the router's answers.
+    assert.equal((await get(`${V1}/instance/service-accounts/default/token?scopes=bigquery&scopes=cloud-platform`)).status, 400);
+    const plus = await get(`${V1}/instance/service-accounts/default/token?scopes=bigquery+cloud-platform`);
+    assert.equal(plus.status, 200, plus.body);
+    assert.equal((await standin.introspect(JSON.parse(plus.body).access_token)).scope, `${G}bigquery ${G}cloud-platform`);
+    assert.equal((await get(`${V1}/instance/service-accounts/nobody%40example.com/token`)).status, 404);
+  });
+
   test('another local user\'s connection is dropped before anything is read', { skip: skipUnlessSecondUser() }, async () => {
     const source = `
       try {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { AccountRegistry } from '../../src/broker/accounts.js';
+import { HIT_INTERVAL_MS } from '../../src/broker/audit-trail.js';
 import { Broker, type FreshnessPolicy } from '../../src/broker/broker.js';
 import { ScopeSet } from '../../src/broker/scopes.js';
 import { ManualClock } from '../../src/clock.js';
@@ -655,25 +656,34 @@ describe('broker: what status and messages say about the upstream', () => {
 });
 
 describe('broker: the audit trail', () => {
-  test('one token_issued line per token served: account, scopes, hit or miss, expires_in, caller; never the token', async () => {
+  test('a token_issued line at once for every token refreshed; cache hits counted per caller, one line per interval and at stop; never the token', async () => {
     const lines: Array<Record<string, unknown>> = [];
     const logger = createLogger({ level: 'info', destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } });
     const clock = new ManualClock();
     const accounts = new AccountRegistry(new MemoryStore(), silentLogger());
     const broker = new Broker({ accounts, upstream: new FakeUpstream(), clock, logger });
     await broker.adoptConsent({ email: EMAIL, refreshToken: new Secret('refresh-original'), granted: ScopeSet.of([BQ, 'openid', 'email']), client: fakeClient, clientFile: undefined });
-    const caller = { transport: 'unix', pid: 4242, uid: 1000 };
-    const first = await broker.getToken({ account: EMAIL, scopes: ScopeSet.parse('bigquery'), caller });
+    const audit = () =>
+      lines
+        .filter((line) => line.event === 'token_issued')
+        .map(({ account, scopes, cache, expires_in, caller, count, ports }) => ({ account, scopes, cache, expires_in, caller, count, ports }));
+    const unix = { transport: 'unix', pid: 4242, uid: 1000 };
+    const first = await broker.getToken({ account: EMAIL, scopes: ScopeSet.parse('bigquery'), caller: unix });
+    assert.deepEqual(audit(), [{ account: EMAIL, scopes: [BQ], cache: 'miss', expires_in: 3600, caller: unix, count: undefined, ports: undefined }], 'the refresh is logged before it is served');
+
     clock.advance(10_000);
-    await broker.getToken({ account: EMAIL, scopes: ScopeSet.parse('bigquery'), caller });
-    const audit = lines.filter((line) => line.event === 'token_issued');
-    assert.deepEqual(
-      audit.map(({ account, scopes, cache, expires_in, caller: who }) => ({ account, scopes, cache, expires_in, caller: who })),
-      [
-        { account: EMAIL, scopes: [BQ], cache: 'miss', expires_in: 3600, caller },
-        { account: EMAIL, scopes: [BQ], cache: 'hit', expires_in: 3590, caller },
-      ],
-    );
+    await broker.getToken({ account: EMAIL, scopes: ScopeSet.parse('bigquery'), caller: unix });
+    for (const port of [50001, 50002, 50001]) broker.serveCached({ account: EMAIL, scopes: ScopeSet.parse('bigquery'), caller: { transport: 'tcp', port } });
+    assert.equal(audit().length, 1, 'hits wait for the interval');
+    clock.advance(HIT_INTERVAL_MS);
+    assert.deepEqual(audit().slice(1), [
+      { account: EMAIL, scopes: [BQ], cache: 'hit', expires_in: 3590, caller: unix, count: 1, ports: undefined },
+      { account: EMAIL, scopes: [BQ], cache: 'hit', expires_in: 3590, caller: { transport: 'tcp' }, count: 3, ports: [50001, 50002] },
+    ]);
+
+    broker.serveCached({ account: EMAIL, scopes: ScopeSet.parse('bigquery'), caller: unix });
+    await broker.stop();
+    assert.deepEqual(audit().slice(3), [{ account: EMAIL, scopes: [BQ], cache: 'hit', expires_in: 3580, caller: unix, count: 1, ports: undefined }], 'stop writes what is counted');
     assert.ok(!JSON.stringify(lines).includes(first.accessToken.reveal()), 'the token is never logged');
   });
 });

@@ -78,6 +78,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
   // From process.env itself, and removed there: no child may believe the sockets are its own.
   const daemon = await startDaemon({ config, logger, inherited: takeInheritedSockets(process.env) });
   reloads.daemon = daemon;
+  // Cache hits are counted before they are logged: a crash or a forced exit writes them first (SIGKILL cannot).
+  process.on('exit', () => daemon.broker.flushAudit());
   if (reloads.waiting) reload();
   return new Promise<number>((resolve) => {
     let stopping = false;
