@@ -1,5 +1,6 @@
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import { isTokendError } from './errors.js';
+import type { LogFormat } from './log-format.js';
 import { prettyDestination } from './log-pretty.js';
 
 export type { Logger } from 'pino';
@@ -46,9 +47,6 @@ export function serializeError(err: unknown): Record<string, unknown> {
   }
   return { type: typeof err };
 }
-
-export const LOG_FORMATS = ['json', 'pretty'] as const;
-export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export interface LogOptions {
   level?: string;

@@ -1,16 +1,5 @@
 import { ExitCode, UsageError } from '../errors.js';
 import { VERSION } from '../version.js';
-import * as defaultAccount from './commands/default.js';
-import * as doctor from './commands/doctor.js';
-import * as env from './commands/env.js';
-import * as exec from './commands/exec.js';
-import * as login from './commands/login.js';
-import * as logout from './commands/logout.js';
-import * as serve from './commands/serve.js';
-import * as service from './commands/service.js';
-import * as status from './commands/status.js';
-import * as store from './commands/store.js';
-import * as token from './commands/token.js';
 import { reportFailure } from './exit.js';
 import { line, processIo, type Io } from './io.js';
 
@@ -21,11 +10,29 @@ interface Command {
   run(argv: string[], io: Io): Promise<number>;
 }
 
-const commands: Record<string, Command> = { serve, login, token, status, default: defaultAccount, logout, env, exec, store, service, doctor };
+/**
+ * Loaded when named: `tokend token` loads what a token request needs, not the daemon's fastify,
+ * pino, google-auth-library and keychain binding (docs/performance.md).
+ */
+const commands: Record<string, () => Promise<Command>> = {
+  serve: () => import('./commands/serve.js'),
+  login: () => import('./commands/login.js'),
+  token: () => import('./commands/token.js'),
+  status: () => import('./commands/status.js'),
+  default: () => import('./commands/default.js'),
+  logout: () => import('./commands/logout.js'),
+  env: () => import('./commands/env.js'),
+  exec: () => import('./commands/exec.js'),
+  store: () => import('./commands/store.js'),
+  service: () => import('./commands/service.js'),
+  doctor: () => import('./commands/doctor.js'),
+};
 
-function help(): string {
-  const width = Math.max(...Object.keys(commands).map((name) => name.length));
-  const rows = Object.entries(commands).map(([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`);
+async function help(): Promise<string> {
+  const names = Object.keys(commands);
+  const width = Math.max(...names.map((name) => name.length));
+  const loaded = await Promise.all(names.map(async (name) => [name, await commands[name]!()] as const));
+  const rows = loaded.map(([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`);
   return `tokend ${VERSION}: Google Cloud access tokens for local programs; the refresh token never leaves the daemon.
 
 Usage: tokend <command> [flags]
@@ -40,7 +47,7 @@ Environment: TOKEND_SOCKET, TOKEND_CONFIG_DIR, TOKEND_STORE, TOKEND_FILE_PASSPHR
 export async function main(argv: string[], io: Io = processIo()): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    line(name === undefined ? io.stderr : io.stdout, help());
+    line(name === undefined ? io.stderr : io.stdout, await help());
     return name === undefined ? ExitCode.usage : ExitCode.ok;
   }
   if (name === '--version' || name === '-V' || name === 'version') {
@@ -48,11 +55,12 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     return ExitCode.ok;
   }
   // Own properties only: `tokend toString` is an unknown command, not Object.prototype.toString.
-  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
   try {
-    if (command === undefined) {
+    if (load === undefined) {
       throw new UsageError(`unknown command "${name}"`, { hint: `commands: ${Object.keys(commands).join(', ')}; see \`tokend --help\`` });
     }
+    const command = await load();
     // What follows `--` belongs to another program (`tokend exec -- cmd --help`).
     const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
     if (own.includes('--help') || own.includes('-h')) {

@@ -1,8 +1,8 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import { ConfigError, isTokendError } from '../errors.js';
 import { readPrivateFileSync } from '../fs/private-path.js';
-import { LOG_FORMATS, type LogFormat } from '../log.js';
-import { GOOGLE_RESOURCE_MANAGER } from '../oauth/resource-manager.js';
+import { LOG_FORMATS, type LogFormat } from '../log-format.js';
+import { GOOGLE_RESOURCE_MANAGER } from '../oauth/google-endpoints.js';
 import { STORE_SETTINGS, type StoreSetting } from '../store/secret-store.js';
 import { defaultConfigDir, defaultSocketPath, type Env } from './paths.js';
 

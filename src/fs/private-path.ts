@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readFileSync, type Stats } from 'node:fs';
 import { chmod, lstat, mkdir, open, realpath, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join, parse, sep } from 'node:path';
@@ -212,6 +211,8 @@ const WRITE_FAILURES: Record<string, { what: string; fix: (dir: string) => strin
 export async function writeFileAtomic(dir: DirIdentity, name: string, data: string | Buffer, mode = 0o600): Promise<void> {
   await assertSameDir(dir);
   const target = join(dir.path, name);
+  // Loaded here, not at the top: the CLI's token path reads files but never writes one.
+  const { randomBytes } = await import('node:crypto');
   const temp = join(dir.path, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
   let handle: FileHandle | undefined;
   let renamed = false;

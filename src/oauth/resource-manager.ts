@@ -1,8 +1,7 @@
 import { UpstreamRejectedError, UpstreamUnavailableError } from '../errors.js';
 import { UpstreamConnectError } from '../net/upstream-fetch.js';
 import type { Secret } from '../secret.js';
-
-export const GOOGLE_RESOURCE_MANAGER = 'https://cloudresourcemanager.googleapis.com';
+import { GOOGLE_RESOURCE_MANAGER } from './google-endpoints.js';
 
 /** Where a project's number comes from when nobody configured it. */
 export interface ProjectDirectory {

@@ -5,14 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import { consentViaHttp, obtainRedirectUrl } from '../helpers/consent-driver.js';
-import { AUTH_URL_LINE, daemonDirs, daemonEnv, runCli, stopAllDaemons, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
+import { AUTH_URL_LINE, BIN, daemonDirs, daemonEnv, runCli, stopAllDaemons, startCli, startDaemonProcess, type DaemonProcess } from '../helpers/daemon-process.js';
 import { noSecretServiceEnv } from '../helpers/keyring-session.js';
 import { getOverSocket } from '../helpers/metadata-client.js';
+import { requirements, skipUnless } from '../helpers/requirements.js';
 import { startStandin, type StandinHandle } from '../helpers/oauth-standin.js';
 
 const G = 'https://www.googleapis.com/auth/';
@@ -59,6 +62,8 @@ async function loginByPasteBack(setup: Setup, scopes: string, grantScopes?: stri
   cli.writeStdin(`${redirect}\n`);
   return cli.result;
 }
+
+const execFileAsync = promisify(execFile);
 
 const tokenPath = (scopes: string) => `/computeMetadata/v1/instance/service-accounts/default/token?scopes=${encodeURIComponent(scopes)}`;
 
@@ -268,6 +273,20 @@ describe('login, tokens and scope limits over the socket', () => {
     assert.equal(error.code, 'scope_not_granted');
     assert.match(error.message, /alice@example\.com has not granted cloud-platform/);
     assert.match(error.hint, /tokend login --client-secrets .*client_secrets\.json --scopes bigquery,cloud-platform/);
+  });
+
+  test('tokend token, env and --version open none of the daemon\'s packages (fastify, pino, google-auth-library, the keychain binding)', { skip: skipUnless(requirements.strace) }, async () => {
+    const DAEMON_PACKAGES = /node_modules\/(fastify|pino|google-auth-library|gaxios|@napi-rs|undici)\//;
+    const opened = async (args: string[]) => {
+      const trace = join(setup.dirs.root, `open-${args[0]}.trace`);
+      await execFileAsync('strace', ['-f', '-qq', '-e', 'trace=open,openat', '-o', trace, process.execPath, BIN, ...args], { env: setup.env, timeout: 20_000 });
+      return readFileSync(trace, 'utf8').split('\n').filter((row) => row.includes('node_modules/'));
+    };
+    for (const args of [['token', '--scopes', 'bigquery'], ['env'], ['--version']]) {
+      assert.deepEqual((await opened(args)).filter((row) => DAEMON_PACKAGES.test(row)), [], args.join(' '));
+    }
+    // The control: the trace does see a command that loads the daemon.
+    assert.ok((await opened(['serve', '--help'])).some((row) => /node_modules\/fastify\//.test(row)), 'serve --help opens fastify');
   });
 
   test('re-consent with every scope replaces the grant; narrower tokens carry exactly what was asked', async () => {
