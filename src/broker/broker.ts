@@ -21,6 +21,7 @@ import { GrantInvalidError, toUpstreamError, type OAuthEndpoint, type TokenGrant
 import type { Secret } from '../secret.js';
 import { Account } from './account.js';
 import { AuditTrail, type CacheOutcome, type CallerInfo } from './audit-trail.js';
+import { BackgroundPacer } from './background-pacer.js';
 import { loginCommand } from './login-command.js';
 import type { AccountRegistry } from './accounts.js';
 import { ScopeSet } from './scopes.js';
@@ -53,6 +54,10 @@ export interface FreshnessPolicy {
   maxCachedTokens: number;
   /** Distinct scope sets cached per account; beyond it the least recently used is dropped. */
   maxScopeSetsPerAccount: number;
+  /** A background refresh is armed up to this fraction of the token's life before its time (random). */
+  backgroundJitterFraction: number;
+  /** Background refreshes started in any one second, across all accounts, at most. */
+  maxBackgroundRefreshesPerSecond: number;
 }
 
 export const defaultFreshnessPolicy: FreshnessPolicy = {
@@ -65,8 +70,10 @@ export const defaultFreshnessPolicy: FreshnessPolicy = {
   backgroundRetryMs: 15_000,
   backgroundRetryMaxMs: 5 * 60_000,
   minBackgroundIntervalMs: 30_000,
-  maxCachedTokens: 256,
+  maxCachedTokens: 4096,
   maxScopeSetsPerAccount: 32,
+  backgroundJitterFraction: 0.1,
+  maxBackgroundRefreshesPerSecond: 10,
 };
 
 export interface TokenRequest {
@@ -91,6 +98,8 @@ export interface BrokerDeps {
   logger: Logger;
   policy?: Partial<FreshnessPolicy>;
   upstreamBudget?: Partial<UpstreamBudgetPolicy>;
+  /** For tests: where the background jitter comes from (default Math.random). */
+  random?: () => number;
 }
 
 /** What the OAuth server did lately for one account, for `tokend status`. */
@@ -125,6 +134,7 @@ export class Broker {
   /** Every token served; stop() and flushAudit() write the cache hits it still counts. */
   private readonly audit: AuditTrail;
   private readonly refreshes = new SingleFlight<CachedToken>();
+  private readonly pacer: BackgroundPacer;
   private readonly failures = new Map<string, RefreshFailure>();
   private readonly timers = new Map<string, TimerHandle>();
   private readonly background = new Set<Promise<unknown>>();
@@ -149,6 +159,7 @@ export class Broker {
     this.budgetPolicy = { ...defaultUpstreamBudgetPolicy, ...deps.upstreamBudget };
     this.cache = new TokenCache(this.policy.maxCachedTokens, this.policy.maxScopeSetsPerAccount, (key) => this.forgetKey(key));
     this.audit = new AuditTrail(deps.logger, deps.clock);
+    this.pacer = new BackgroundPacer(this.policy.maxBackgroundRefreshesPerSecond, deps.random);
   }
 
   get registry(): AccountRegistry {
@@ -667,7 +678,11 @@ export class Broker {
     const dueAt =
       failure !== undefined
         ? failure.at + failure.retryDelayMs
-        : Math.max(earliest, Math.min(token.obtainedAt + Math.floor(lifetime * this.policy.refreshAtFraction), lastServable));
+        : this.pacer.jittered(
+            Math.max(earliest, Math.min(token.obtainedAt + Math.floor(lifetime * this.policy.refreshAtFraction), lastServable)),
+            earliest,
+            lifetime * this.policy.backgroundJitterFraction,
+          );
     const delayMs = Math.max(0, dueAt - this.clock.now());
     this.timers.set(key, this.clock.setTimer(delayMs, () => this.runBackgroundRefresh(key)));
   }
@@ -684,6 +699,11 @@ export class Broker {
     }
     const account = this.accounts.find(token.accountEmail);
     if (account === undefined || account.health.state !== 'ok') return;
+    const wait = this.pacer.delayBeforeStart(now);
+    if (wait > 0) {
+      this.timers.set(key, this.clock.setTimer(wait, () => this.runBackgroundRefresh(key)));
+      return;
+    }
     const work = this.refreshes
       .run(key, () => this.refresh(key, account, token.scopes, 'renewal'))
       .then(

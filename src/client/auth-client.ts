@@ -1,5 +1,5 @@
 import { AuthClient } from 'google-auth-library';
-import { systemClock, type Clock } from '../clock.js';
+import type { Clock } from '../clock.js';
 import { TokendClient } from './socket-client.js';
 import type { TokenResponse } from '../protocol.js';
 
@@ -22,6 +22,13 @@ declare const _transporter: AuthClient['transporter'];
 type Response<T> = ReturnType<typeof _transporter.request<T>>;
 type AccessToken = Awaited<ReturnType<AuthClient['getAccessToken']>>;
 
+/**
+ * The wall clock, as google-auth-library's own credentials use it for expiry: it counts a suspend,
+ * and one call costs half of the daemon's steady time. A clock set back makes a token look younger;
+ * the 401 it then meets is retried with a new token (request() below).
+ */
+const wallClock: Pick<Clock, 'now'> = { now: () => Date.now() };
+
 /** Google's libraries treat a token with 300 s or less left as expired; so does this client. */
 const REUSE_UNTIL_SECONDS_LEFT = 300;
 
@@ -35,23 +42,26 @@ export class TokendAuthClient extends AuthClient {
   private readonly tokend: Pick<TokendClient, 'getToken'>;
   private readonly clock: Pick<Clock, 'now'>;
   private readonly ask: { scopes?: string; account?: string };
-  private cached: { token: TokenResponse; expiresAt: number } | undefined;
+  private cached: { token: TokenResponse; expiresAt: number; answer: Promise<AccessToken> } | undefined;
   private inFlight: Promise<TokenResponse> | undefined;
 
   constructor(options: TokendAuthClientOptions = {}) {
     super();
     this.tokend = options.client ?? new TokendClient(options.socketPath === undefined ? {} : { socketPath: options.socketPath });
-    this.clock = options.clock ?? systemClock;
+    this.clock = options.clock ?? wallClock;
     const scopes = Array.isArray(options.scopes) ? options.scopes.join(',') : options.scopes;
     this.ask = { ...(scopes === undefined ? {} : { scopes }), ...(options.account === undefined ? {} : { account: options.account }) };
   }
 
-  async getAccessToken(): Promise<AccessToken> {
-    return { token: (await this.token()).access_token };
+  // Not async: a cached token is handed back without the two extra promise turns an async method takes.
+  getAccessToken(): Promise<AccessToken> {
+    // One settled promise per token, handed to every caller: a cache hit allocates nothing.
+    if (this.reusable() !== undefined) return this.cached!.answer;
+    return this.token().then((token) => ({ token: token.access_token }));
   }
 
   async getRequestHeaders(): Promise<Headers> {
-    const token = await this.token();
+    const token = this.reusable() ?? (await this.token());
     return this.addSharedMetadataHeaders(new Headers({ authorization: `Bearer ${token.access_token}` }));
   }
 
@@ -76,12 +86,18 @@ export class TokendAuthClient extends AuthClient {
     return (await this.token()).account;
   }
 
+  /** The cached token while it has more than 300 s left. */
+  private reusable(): TokenResponse | undefined {
+    return this.cached !== undefined && this.cached.expiresAt - this.clock.now() > REUSE_UNTIL_SECONDS_LEFT * 1000 ? this.cached.token : undefined;
+  }
+
   private async token(): Promise<TokenResponse> {
+    const cached = this.reusable();
+    if (cached !== undefined) return cached;
     const now = this.clock.now();
-    if (this.cached !== undefined && this.cached.expiresAt - now > REUSE_UNTIL_SECONDS_LEFT * 1000) return this.cached.token;
     this.inFlight ??= this.tokend.getToken(this.ask).then(
       (token) => {
-        this.cached = { token, expiresAt: now + token.expires_in * 1000 };
+        this.cached = { token, expiresAt: now + token.expires_in * 1000, answer: Promise.resolve({ token: token.access_token }) };
         this.credentials = { access_token: token.access_token, expiry_date: this.cached.expiresAt, token_type: 'Bearer' };
         this.inFlight = undefined;
         return token;

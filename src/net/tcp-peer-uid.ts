@@ -40,14 +40,14 @@ export async function tcpPeerUid(ends: TcpEnds, platform = process.platform): Pr
   if (peer === undefined || self === undefined) return { known: false, supported: true, reason: 'the connection has no address' };
   let readable = 0;
   for (const table of tablesFor(ends.localAddress)) {
-    let owners: Map<string, number>;
+    let text: string;
     try {
-      owners = await freshTable(table);
+      text = await freshTable(table);
     } catch {
       continue; // tcp6 is absent when IPv6 is disabled
     }
     readable++;
-    const uid = owners.get(`${peer}|${self}`);
+    const uid = findOwner(text, peer, self);
     if (uid !== undefined) return { known: true, uid };
   }
   return {
@@ -57,19 +57,19 @@ export async function tcpPeerUid(ends: TcpEnds, platform = process.platform): Pr
   };
 }
 
-const reads = new Map<string, { inFlight?: Promise<Map<string, number>>; next?: Promise<Map<string, number>> }>();
+const reads = new Map<string, { inFlight?: Promise<string>; next?: Promise<string> }>();
 
 /**
  * The owners in `path`, read after this call began: a read already in flight may predate the
  * connection, so a lookup that arrives during one waits for the next. Lookups that arrive together
  * share one read and one parse, so a burst of connections costs a few walks of the table, not one each.
  */
-function freshTable(path: string): Promise<Map<string, number>> {
+function freshTable(path: string): Promise<string> {
   let state = reads.get(path);
   if (state === undefined) reads.set(path, (state = {}));
   const current = state;
   if (current.inFlight === undefined) {
-    const read = readFile(path, 'latin1').then(indexOwners);
+    const read = readFile(path, 'latin1');
     current.inFlight = read;
     read.then(
       () => (current.inFlight = undefined),
@@ -86,40 +86,45 @@ function freshTable(path: string): Promise<Map<string, number>> {
   return current.next;
 }
 
-/** `peer|self` (the client's end, then ours) → the uid that owns the client's socket. */
-function indexOwners(table: string): Map<string, number> {
-  const owners = new Map<string, number>();
-  for (const line of table.split('\n')) {
-    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ...
-    const fields = line.trim().split(/\s+/);
-    // TIME_WAIT (06) sockets belong to no process (uid 0), may carry the same ends as a new connection
-    // after port reuse, and number thousands after a burst of short connections; listeners (0A) are
-    // never a peer. Both are skipped before any parsing.
-    if (fields.length < 8 || fields[3] === '06' || fields[3] === '0A' || !/^\d+:$/.test(fields[0] ?? '')) continue;
-    const local = procEndpointKey(fields[1]!);
-    const remote = procEndpointKey(fields[2]!);
-    const uid = Number(fields[7]);
-    if (local !== undefined && remote !== undefined && Number.isInteger(uid) && uid >= 0) owners.set(`${local}|${remote}`, uid);
-  }
-  return owners;
-}
-
-/** Finds the line whose local end is `peer` and remote end `self`; returns its uid column. */
+/**
+ * The uid of the live socket in `table` whose local end is `peer` and remote end `self` (keys from
+ * endpointKey). The table is searched as text for the two ends as the kernel writes them, not parsed:
+ * with many connections in TIME_WAIT (one per request of a `Connection: close` client, for a minute)
+ * the table holds hundreds of thousands of lines, and only one matters. TIME_WAIT and LISTEN entries
+ * of the same ends are skipped: they belong to no process.
+ */
 export function findOwner(table: string, peer: string, self: string): number | undefined {
-  return indexOwners(table).get(`${peer}|${self}`);
+  for (const width of [8, 32] as const) {
+    const local = procEndpoint(peer, width);
+    const remote = procEndpoint(self, width);
+    if (local === undefined || remote === undefined) continue;
+    const needle = ` ${local} ${remote} `;
+    for (let at = table.indexOf(needle); at >= 0; at = table.indexOf(needle, at + 1)) {
+      const start = table.lastIndexOf('\n', at) + 1;
+      const end = table.indexOf('\n', at);
+      const fields = table.slice(start, end < 0 ? undefined : end).trim().split(/\s+/);
+      if (fields.length < 8 || !/^\d+:$/.test(fields[0]!) || fields[3] === '06' || fields[3] === '0A') continue;
+      const uid = Number(fields[7]);
+      if (Number.isInteger(uid) && uid >= 0) return uid;
+    }
+  }
+  return undefined;
 }
 
-/** `ADDR:PORT` from /proc (address as 32-bit words in host byte order, port in hex) → a comparable key. */
-function procEndpointKey(field: string): string | undefined {
-  const [hexAddress, hexPort] = field.split(':');
-  if (hexAddress === undefined || hexPort === undefined || !/^[0-9A-Fa-f]+$/.test(hexAddress + hexPort)) return undefined;
-  if (hexAddress.length !== 8 && hexAddress.length !== 32) return undefined;
-  const bytes = Buffer.from(hexAddress, 'hex');
+/**
+ * A key of endpointKey as /proc/net/tcp (`width` 8: IPv4 only) or tcp6 (32) writes it: the address as
+ * 32-bit words in host byte order, upper-case hex, then the port as four hex digits.
+ */
+function procEndpoint(key: string, width: 8 | 32): string | undefined {
+  const [hex, port] = key.split(':');
+  if (hex === undefined || port === undefined || hex.length !== 32) return undefined;
+  if (width === 8 && !hex.startsWith('00000000000000000000ffff')) return undefined;
+  const bytes = Buffer.from(width === 8 ? hex.slice(24) : hex, 'hex');
   if (littleEndian) for (let i = 0; i < bytes.length; i += 4) bytes.subarray(i, i + 4).reverse();
-  return `${ipv6Bytes(bytes).toString('hex')}:${parseInt(hexPort, 16)}`;
+  return `${bytes.toString('hex').toUpperCase()}:${Number(port).toString(16).toUpperCase().padStart(4, '0')}`;
 }
 
-/** Node's address string and port → the same key as procEndpointKey. */
+/** Node's address string and port → a comparable key: the address as 16 bytes (IPv4 in its IPv4-mapped form), and the port. */
 export function endpointKey(address: string | undefined, port: number | undefined): string | undefined {
   if (address === undefined || port === undefined) return undefined;
   const bytes = parseAddress(address);

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
-import type { Dispatcher } from 'undici';
+import type { Dispatcher, fetch as undiciFetchType, ProxyAgent as ProxyAgentType } from 'undici';
 import type { Env } from '../config/paths.js';
 import { ConfigError } from '../errors.js';
 import { describeProxy, proxyFor, proxySettings, type ProxySettings } from './proxy.js';
@@ -93,16 +93,19 @@ function trustedCertificates(options: UpstreamHttpOptions): string[] | undefined
 /**
  * fetch for every upstream call (token, revoke, Resource Manager), through the proxy the environment
  * names for the URL, curl's way, by undici's proxy agent. Node's own fetch ignores these variables.
- * undici is loaded here, by the daemon, not by every CLI command that imports this module (about 80 ms).
+ * The settings (proxies, CA files) are checked at once; undici itself (about 75 ms) is loaded at the
+ * first upstream call, so neither a CLI command that imports this module nor the daemon's start waits for it.
  */
-export async function upstreamHttp(options: UpstreamHttpOptions): Promise<UpstreamHttp> {
-  const { Agent, ProxyAgent, fetch: undiciFetch } = await import('undici');
+export function upstreamHttp(options: UpstreamHttpOptions): UpstreamHttp {
   const proxies = proxySettings(options.env);
   const ca = trustedCertificates(options);
   const tls = ca === undefined ? {} : { ca };
-  const direct = new Agent({ connect: tls });
   const viaProxy = new Map<string, Dispatcher>();
-  const dispatcherFor = (proxy: URL | undefined): Dispatcher => {
+  let loaded: Promise<{ undiciFetch: typeof undiciFetchType; ProxyAgent: typeof ProxyAgentType; direct: Dispatcher }> | undefined;
+  const undici = () =>
+    (loaded ??= import('undici').then(({ Agent, ProxyAgent, fetch: undiciFetch }) => ({ undiciFetch, ProxyAgent, direct: new Agent({ connect: tls }) })));
+  const dispatcherFor = async (proxy: URL | undefined): Promise<Dispatcher> => {
+    const { ProxyAgent, direct } = await undici();
     if (proxy === undefined) return direct;
     let agent = viaProxy.get(proxy.href);
     if (agent === undefined) {
@@ -116,9 +119,11 @@ export async function upstreamHttp(options: UpstreamHttpOptions): Promise<Upstre
     const url = new URL(input instanceof Request ? input.url : input);
     const proxy = proxyFor(url, proxies);
     const shown = proxy === undefined ? undefined : describeProxy(proxy);
+    const { undiciFetch } = await undici();
+    const dispatcher = await dispatcherFor(proxy);
     let response: Response;
     try {
-      response = await undiciFetch(url, { ...(init as object), dispatcher: dispatcherFor(proxy) });
+      response = await undiciFetch(url, { ...(init as object), dispatcher });
     } catch (error) {
       if (init?.signal?.aborted === true) throw error;
       throw new UpstreamConnectError(shown, reasonOf(error), { cause: error });
@@ -138,6 +143,8 @@ export async function upstreamHttp(options: UpstreamHttpOptions): Promise<Upstre
       return proxy === undefined ? 'directly' : `through the proxy ${describeProxy(proxy)}`;
     },
     async close() {
+      if (loaded === undefined) return;
+      const { direct } = await loaded;
       await Promise.all([direct.close(), ...[...viaProxy.values()].map((agent) => agent.close())]);
     },
   };

@@ -1,7 +1,6 @@
 import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { CodeChallengeMethod, OAuth2Client } from 'google-auth-library';
 import type { Clock, TimerHandle } from '../clock.js';
 import type { Logger } from '../log.js';
 import { answerClientError, refuseConnect, refuseExpectation } from '../net/client-errors.js';
@@ -127,6 +126,9 @@ export class ConsentSession<T> {
     const { port } = server.address() as AddressInfo;
     const redirectUri = `http://${LOOPBACK_HOST}:${port}${CALLBACK_PATH}`;
     const state = randomBytes(24).toString('base64url');
+    // Loaded at the first consent, not at start: the daemon needs it for nothing else (its import is
+    // about 40 ms and a tenth of the idle daemon's memory; docs/performance.md).
+    const { CodeChallengeMethod, OAuth2Client } = await import('google-auth-library');
     const oauth = new OAuth2Client({
       clientId: options.client.clientId,
       redirectUri,

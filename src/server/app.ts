@@ -85,6 +85,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     closing = true;
     done();
   });
+  // fastify closes a server of a serverFactory only when its own listen() opened it: one listening on
+  // an inherited descriptor (socket activation, listenOnDescriptor) is closed here.
+  app.addHook('onClose', (instance, done) => {
+    if (!instance.server.listening) return done();
+    instance.server.closeIdleConnections();
+    instance.server.close(() => done());
+  });
   app.addHook('onSend', async (_request, reply, payload) => {
     reply.header('metadata-flavor', 'Google');
     return payload;

@@ -102,7 +102,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const accounts = new AccountRegistry(selection.store, logger);
   await accounts.load();
   // Every upstream call goes out through this, and so through the proxy the environment names.
-  const http = await upstreamHttp({ env: process.env, extraCaCertificates: settings.extraCaCertificates });
+  const http = upstreamHttp({ env: process.env, extraCaCertificates: settings.extraCaCertificates });
   logUpstreamRoute(http, logger);
   const upstream = options.upstream ?? new TokenEndpoint({ timeoutMs: settings.upstreamTimeoutMs, fetch: http.fetch });
   const broker = new Broker({ accounts, upstream, clock, logger, ...(options.policy ? { policy: options.policy } : {}) });
@@ -176,7 +176,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   });
   try {
     if (inherited.unix === undefined) {
-      await app.listen({ path: settings.socket });
+      // A burst of callers (a build starting a thousand jobs) queues rather than meeting EAGAIN at
+      // node's default backlog of 511. Socket units set their own (Backlog=, SOMAXCONN by default).
+      await app.listen({ path: settings.socket, backlog: UNIX_SOCKET_CONNECTIONS });
     } else {
       await listenOnDescriptor(app, inherited.unix);
     }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { AccountRegistry } from '../../src/broker/accounts.js';
 import { HIT_INTERVAL_MS } from '../../src/broker/audit-trail.js';
-import { Broker, type FreshnessPolicy } from '../../src/broker/broker.js';
+import { Broker, defaultFreshnessPolicy, type FreshnessPolicy } from '../../src/broker/broker.js';
 import { ScopeSet } from '../../src/broker/scopes.js';
 import { ManualClock } from '../../src/clock.js';
 import {
@@ -150,6 +150,48 @@ describe('broker: freshness', () => {
     assert.ok(minimum > 300, `a token with ${minimum} s left was served`);
     // 3 h of 1 h tokens refreshed at 75 % of their life: the first miss plus about four refreshes.
     assert.ok(upstream.refreshCalls.length >= 4 && upstream.refreshCalls.length <= 6, `${upstream.refreshCalls.length} refreshes`);
+  });
+
+  /** 10 accounts × 20 scope sets fetched at the same moment, then an hour a second at a time: renewals per second. */
+  async function renewalsPerSecond(policy: Partial<FreshnessPolicy> = {}): Promise<number[]> {
+    const clock = new ManualClock();
+    const upstream = new FakeUpstream();
+    let seed = 42;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const broker = new Broker({ accounts: new AccountRegistry(new MemoryStore(), silentLogger()), upstream, clock, logger: silentLogger(), random, policy });
+    const api = ['bigquery', 'cloud-platform', 'devstorage.read_only'];
+    const sets = [1, 2, 3, 4, 5, 6, 7].flatMap((mask) => ['', 'openid', 'email'].map((identity) => [...api.filter((_, bit) => mask & (1 << bit)), identity].filter(Boolean).join(',')));
+    for (let i = 0; i < 10; i++) {
+      const email = `user${i}@example.com`;
+      await broker.adoptConsent({ email, refreshToken: new Secret(`refresh-${i}`), granted: ScopeSet.parse('bigquery,cloud-platform,devstorage.read_only,openid,email'), client: fakeClient, clientFile: undefined });
+      for (const set of sets.slice(0, 20)) await broker.getToken({ account: email, scopes: ScopeSet.parse(set) });
+    }
+    assert.equal(upstream.refreshCalls.length, 200, 'the first fetch of 10 accounts × 20 sets');
+    const perSecond: number[] = [];
+    for (let second = 0; second < 3600; second++) {
+      const before = upstream.refreshCalls.length;
+      clock.advance(1_000);
+      await broker.idle();
+      perSecond.push(upstream.refreshCalls.length - before);
+    }
+    await broker.stop();
+    // Each is renewed before it would stop being served.
+    const beforeThreshold = perSecond.slice(0, 3600 - defaultFreshnessPolicy.minServeSeconds).reduce((sum, count) => sum + count, 0);
+    assert.ok(beforeThreshold >= 200, `${beforeThreshold} renewals before the serve threshold`);
+    return perSecond;
+  }
+  const busySeconds = (perSecond: number[]) => perSecond.filter((count) => count > 0).length;
+
+  test('tokens fetched together are renewed spread out over a tenth of their life, not in a burst', async () => {
+    const perSecond = await renewalsPerSecond();
+    assert.ok(busySeconds(perSecond) >= 100, `spread over ${busySeconds(perSecond)} seconds`);
+    assert.ok(Math.max(...perSecond) <= defaultFreshnessPolicy.maxBackgroundRefreshesPerSecond, `at most the bound in any second: ${Math.max(...perSecond)}`);
+  });
+
+  test('without jitter, the per-second bound alone holds 200 renewals due at once to 10 a second', async () => {
+    const perSecond = await renewalsPerSecond({ backgroundJitterFraction: 0 });
+    assert.equal(Math.max(...perSecond), 10);
+    assert.ok(busySeconds(perSecond) >= 20, `spread over ${busySeconds(perSecond)} seconds`);
   });
 
   test('an entry nobody used for the active window is not kept fresh', async () => {
