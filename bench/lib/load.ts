@@ -29,6 +29,7 @@ export interface LoadResult {
 }
 
 const HEADER_END = Buffer.from('\r\n\r\n');
+const ANSWER_TIMEOUT_MS = 10_000;
 
 /** Bytes of one answer in `buffer` (headers and body), or undefined while it is incomplete. */
 function answerLength(buffer: Buffer): { length: number; status: number } | undefined {
@@ -60,6 +61,11 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       const open = () => {
         socket = connect(options.target as { path: string });
         socket.setNoDelay(true);
+        // A server that stops answering ends the run with a failure instead of hanging it.
+        socket.setTimeout(ANSWER_TIMEOUT_MS, () => {
+          if (failures.length < 10) failures.push(`no answer within ${ANSWER_TIMEOUT_MS} ms`);
+          finish();
+        });
         sentAt = performance.now();
         socket.write(request);
         socket.on('data', onData);

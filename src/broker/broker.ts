@@ -182,15 +182,13 @@ export class Broker {
    */
   serveCached(request: TokenRequest): IssuedToken | undefined {
     const { account, scopes, key } = this.lookUp(request);
-    const cached = this.cache.get(key);
-    if (cached === undefined || !this.isServable(cached) || cached.rotation > account.storedRotations) return undefined;
-    return this.issue(account, scopes, key, cached, 'hit', request.caller);
+    return this.plainHit(account, scopes, key, request.caller);
   }
 
   private async getTokenOnce(request: TokenRequest): Promise<IssuedToken> {
-    const hit = this.serveCached(request);
-    if (hit !== undefined) return hit;
     const { account, scopes, key } = this.lookUp(request);
+    const hit = this.plainHit(account, scopes, key, request.caller);
+    if (hit !== undefined) return hit;
     const cached = this.cache.get(key);
     let token: CachedToken;
     let outcome: CacheOutcome;
@@ -205,6 +203,13 @@ export class Broker {
     // A token the last, still unstored rotation brought: the rotation must reach the store first.
     if (token.rotation > account.storedRotations) await this.storeRotation(account);
     return this.issue(account, scopes, key, token, outcome, request.caller);
+  }
+
+  /** The cached token served at once, when it is servable and no rotation waits to be stored. */
+  private plainHit(account: Account, scopes: ScopeSet, key: string, caller: CallerInfo | undefined): IssuedToken | undefined {
+    const cached = this.cache.get(key);
+    if (cached === undefined || !this.isServable(cached) || cached.rotation > account.storedRotations) return undefined;
+    return this.issue(account, scopes, key, cached, 'hit', caller);
   }
 
   /** The account and scope set a request names, checked: healthy, and every scope granted. */

@@ -60,9 +60,9 @@ export async function tcpPeerUid(ends: TcpEnds, platform = process.platform): Pr
 const reads = new Map<string, { inFlight?: Promise<string>; next?: Promise<string> }>();
 
 /**
- * The owners in `path`, read after this call began: a read already in flight may predate the
+ * The table in `path`, read after this call began: a read already in flight may predate the
  * connection, so a lookup that arrives during one waits for the next. Lookups that arrive together
- * share one read and one parse, so a burst of connections costs a few walks of the table, not one each.
+ * share one read, so a burst of connections costs a few walks of the table, not one each.
  */
 function freshTable(path: string): Promise<string> {
   let state = reads.get(path);

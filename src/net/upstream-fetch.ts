@@ -90,6 +90,13 @@ function trustedCertificates(options: UpstreamHttpOptions): string[] | undefined
   return [...rootCertificates, ...extra];
 }
 
+/** What upstreamHttp takes from undici once it is loaded, and the direct agent made with it. */
+interface LoadedUndici {
+  undiciFetch: typeof undiciFetchType;
+  ProxyAgent: typeof ProxyAgentType;
+  direct: Dispatcher;
+}
+
 /**
  * fetch for every upstream call (token, revoke, Resource Manager), through the proxy the environment
  * names for the URL, curl's way, by undici's proxy agent. Node's own fetch ignores these variables.
@@ -101,11 +108,10 @@ export function upstreamHttp(options: UpstreamHttpOptions): UpstreamHttp {
   const ca = trustedCertificates(options);
   const tls = ca === undefined ? {} : { ca };
   const viaProxy = new Map<string, Dispatcher>();
-  let loaded: Promise<{ undiciFetch: typeof undiciFetchType; ProxyAgent: typeof ProxyAgentType; direct: Dispatcher }> | undefined;
+  let loaded: Promise<LoadedUndici> | undefined;
   const undici = () =>
     (loaded ??= import('undici').then(({ Agent, ProxyAgent, fetch: undiciFetch }) => ({ undiciFetch, ProxyAgent, direct: new Agent({ connect: tls }) })));
-  const dispatcherFor = async (proxy: URL | undefined): Promise<Dispatcher> => {
-    const { ProxyAgent, direct } = await undici();
+  const dispatcherFor = (proxy: URL | undefined, { ProxyAgent, direct }: LoadedUndici): Dispatcher => {
     if (proxy === undefined) return direct;
     let agent = viaProxy.get(proxy.href);
     if (agent === undefined) {
@@ -119,11 +125,11 @@ export function upstreamHttp(options: UpstreamHttpOptions): UpstreamHttp {
     const url = new URL(input instanceof Request ? input.url : input);
     const proxy = proxyFor(url, proxies);
     const shown = proxy === undefined ? undefined : describeProxy(proxy);
-    const { undiciFetch } = await undici();
-    const dispatcher = await dispatcherFor(proxy);
+    const loadedUndici = await undici();
+    const dispatcher = dispatcherFor(proxy, loadedUndici);
     let response: Response;
     try {
-      response = await undiciFetch(url, { ...(init as object), dispatcher });
+      response = await loadedUndici.undiciFetch(url, { ...(init as object), dispatcher });
     } catch (error) {
       if (init?.signal?.aborted === true) throw error;
       throw new UpstreamConnectError(shown, reasonOf(error), { cause: error });

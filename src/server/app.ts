@@ -63,9 +63,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     serverFactory: tokenServer({ broker: deps.broker, callerOf, allows: (request) => deps.guard?.allows(request) ?? true, closing: () => closing }),
     logger: false,
     bodyLimit: BODY_LIMIT,
-    connectionTimeout: CONNECTION_TIMEOUT_MS,
-    requestTimeout: REQUEST_TIMEOUT_MS,
-    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    // The timeouts are the server's (tokenServer): fastify applies its own only to a server it makes.
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false },

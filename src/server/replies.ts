@@ -19,7 +19,7 @@ export function sendListing(reply: FastifyReply, entries: string[]): FastifyRepl
   return sendText(reply, entries.map((entry) => `${entry}\n`).join(''));
 }
 
-/** The headers of a token answer, whichever path sends it (fastify adds the flavor header itself). */
+/** The headers of a token answer, whichever path sends it (the flavor header too: the cache-hit path skips fastify's onSend). */
 export const TOKEN_HEADERS = { 'cache-control': 'no-store', 'content-type': JSON_TYPE, 'metadata-flavor': 'Google' } as const;
 
 /** A token answer's body, in the metadata server's shape. */
