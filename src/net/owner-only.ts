@@ -3,6 +3,7 @@ import type { Server as HttpServer } from 'node:http';
 import type { Server, Socket } from 'node:net';
 import { floodLimitedCounter, type Logger } from '../log.js';
 import { IdleTracker } from './connection-limit.js';
+import { socketDiag } from './socket-diag.js';
 import { tcpPeerUid, type PeerUid, type TcpEnds } from './tcp-peer-uid.js';
 
 /**
@@ -96,6 +97,7 @@ export interface OwnerOnlyGuard {
 export function acceptOwnerOnly(server: Server, options: OwnerOnlyOptions): OwnerOnlyGuard {
   const owner = options.ownerUid ?? process.getuid?.() ?? -1;
   const lookup = options.lookup ?? ((ends: TcpEnds) => tcpPeerUid(ends));
+  if (options.lookup === undefined) void warnIfSlowLookup(options);
   const sockets = new Set<Socket>();
   const accepted = new Set<Socket>();
   const idle = new IdleTracker(server as HttpServer);
@@ -172,4 +174,16 @@ export function acceptOwnerOnly(server: Server, options: OwnerOnlyOptions): Owne
       for (const socket of sockets) socket.destroy();
     },
   };
+}
+
+/** Loads the kernel lookup as the listener starts (not at its first connection) and says so once if it is not there. */
+async function warnIfSlowLookup(options: OwnerOnlyOptions): Promise<void> {
+  if (process.platform !== 'linux') return;
+  const diag = await socketDiag();
+  if ('unavailable' in diag) {
+    options.logger?.warn(
+      { event: 'owner_check_slow', listener: options.listener, reason: diag.unavailable },
+      'TCP connection owners are looked up in /proc/net/tcp instead, which takes milliseconds per connection',
+    );
+  }
 }

@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4 } from 'node:net';
 import { endianness } from 'node:os';
+import { addressBytes, asIpv6 } from './ip-address.js';
+import { socketDiag } from './socket-diag.js';
 
 /** The two ends of an accepted TCP connection, as Node reports them on the server side. */
 export interface TcpEnds {
@@ -26,15 +28,28 @@ function tablesFor(localAddress: string): string[] {
 const littleEndian = endianness() === 'LE';
 
 /**
- * Which local user owns the client end of a loopback TCP connection. On Linux the kernel lists every
- * socket of this network namespace in /proc/net/tcp and tcp6 with its owner's uid; the client's socket
- * is the entry whose local end is our peer and whose remote end is us. Elsewhere (macOS) there is no
- * such table and the answer is unknown. A connection that closed before the lookup is unknown too.
- * Reading the table costs the kernel a walk over every TCP socket (about 5 ms with 400 open here), so
- * the likely table is read first, and concurrent lookups share reads.
+ * Which local user owns the client end of a loopback TCP connection. On Linux the kernel knows each
+ * socket's owner; the client's socket is the one whose local end is our peer and whose remote end is
+ * us. It is asked for that one socket over netlink (socket-diag.ts); where that cannot be used, the
+ * same answer is searched for in /proc/net/tcp and tcp6, which costs the kernel a walk over every TCP
+ * socket (milliseconds, tens of them with many in TIME_WAIT). Elsewhere (macOS) there is no such table
+ * and the answer is unknown. A connection that closed before the lookup is unknown too.
  */
-export async function tcpPeerUid(ends: TcpEnds, platform = process.platform): Promise<PeerUid> {
+export async function tcpPeerUid(ends: TcpEnds, platform = process.platform, kernel = socketDiag(platform)): Promise<PeerUid> {
   if (platform !== 'linux') return { known: false, supported: false, reason: `the owner of a TCP peer cannot be looked up on ${platform}` };
+  const diag = await kernel;
+  if ('ownerOf' in diag) {
+    const owner = diag.ownerOf({ address: ends.remoteAddress, port: ends.remotePort }, { address: ends.localAddress, port: ends.localPort });
+    if ('found' in owner) return owner.found ? { known: true, uid: owner.uid } : { known: false, supported: true, reason: CLOSED };
+    // Otherwise the tables below give the same answer, only slower.
+  }
+  return searchTables(ends);
+}
+
+const CLOSED = 'the client socket is not in the kernel tables (it closed)';
+
+/** The likely table is read first, and concurrent lookups share reads. */
+export async function searchTables(ends: TcpEnds): Promise<PeerUid> {
   const peer = endpointKey(ends.remoteAddress, ends.remotePort);
   const self = endpointKey(ends.localAddress, ends.localPort);
   if (peer === undefined || self === undefined) return { known: false, supported: true, reason: 'the connection has no address' };
@@ -50,11 +65,7 @@ export async function tcpPeerUid(ends: TcpEnds, platform = process.platform): Pr
     const uid = findOwner(text, peer, self);
     if (uid !== undefined) return { known: true, uid };
   }
-  return {
-    known: false,
-    supported: true,
-    reason: readable === 0 ? 'the kernel socket tables (/proc/net/tcp) are not readable' : 'the client socket is not in the kernel tables (it closed)',
-  };
+  return { known: false, supported: true, reason: readable === 0 ? 'the kernel socket tables (/proc/net/tcp) are not readable' : CLOSED };
 }
 
 const reads = new Map<string, { inFlight?: Promise<string>; next?: Promise<string> }>();
@@ -127,33 +138,6 @@ function procEndpoint(key: string, width: 8 | 32): string | undefined {
 /** Node's address string and port → a comparable key: the address as 16 bytes (IPv4 in its IPv4-mapped form), and the port. */
 export function endpointKey(address: string | undefined, port: number | undefined): string | undefined {
   if (address === undefined || port === undefined) return undefined;
-  const bytes = parseAddress(address);
-  return bytes === undefined ? undefined : `${ipv6Bytes(bytes).toString('hex')}:${port}`;
-}
-
-/** IPv4 becomes its IPv4-mapped IPv6 form, so a dual-stack listener's `::ffff:127.0.0.1` compares equal. */
-function ipv6Bytes(bytes: Buffer): Buffer {
-  if (bytes.length === 16) return bytes;
-  return Buffer.concat([Buffer.alloc(10), Buffer.from([0xff, 0xff]), bytes]);
-}
-
-function parseAddress(address: string): Buffer | undefined {
-  const bare = address.replace(/%.*$/, ''); // zone index
-  if (isIPv4(bare)) return Buffer.from(bare.split('.').map(Number));
-  if (!isIPv6(bare)) return undefined;
-  let text = bare;
-  const embedded = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (embedded !== null) {
-    const [a, b, c, d] = embedded[1]!.split('.').map(Number) as [number, number, number, number];
-    text = `${text.slice(0, embedded.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
-  const headGroups = head === '' || head === undefined ? [] : head.split(':');
-  const tailGroups = tail === undefined || tail === '' ? [] : tail.split(':');
-  const fill = tail === undefined ? 0 : 8 - headGroups.length - tailGroups.length;
-  const groups = [...headGroups, ...Array<string>(fill).fill('0'), ...tailGroups];
-  if (groups.length !== 8) return undefined;
-  const bytes = Buffer.alloc(16);
-  groups.forEach((group, i) => bytes.writeUInt16BE(parseInt(group, 16), i * 2));
-  return bytes;
+  const bytes = addressBytes(address);
+  return bytes === undefined ? undefined : `${asIpv6(bytes).toString('hex')}:${port}`;
 }

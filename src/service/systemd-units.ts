@@ -127,11 +127,12 @@ ProtectControlGroups=yes
 ProtectClock=yes
 ProtectHostname=yes
 ProtectProc=invisible
-# Not ProcSubset=pid: the metadata listener reads /proc/net/tcp to see which user a connection is from.
+# Not ProcSubset=pid: where the kernel's socket lookup cannot be used, /proc/net/tcp tells which user
+# a connection to the metadata listener is from.
 KeyringMode=private
-# glibc's getaddrinfo also opens a netlink socket to see which address families are configured; refused,
-# it assumes both, and lookups work (measured).
-RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+# AF_NETLINK: the owner of each TCP connection is asked of the kernel over NETLINK_SOCK_DIAG (what ss
+# does; the answer is the one /proc/net/tcp gives, without a walk over every socket).
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
 RestrictNamespaces=yes
 RestrictRealtime=yes
 RestrictSUIDSGID=yes
