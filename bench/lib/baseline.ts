@@ -40,7 +40,9 @@ export async function startBaseline(
   shape: AnswerShape,
 ): Promise<Baseline> {
   const script = new URL(`../baselines/${kind}.js`, import.meta.url).pathname;
-  const child = spawn(process.execPath, [...(process.env.PERF ? ['--perf-basic-prof'] : []), script], {
+  // BENCH_BASELINE_NODE_ARGS as BENCH_DAEMON_NODE_ARGS: profile the baseline the same way as the daemon.
+  const nodeArgs = [...(process.env.PERF ? ['--perf-basic-prof'] : []), ...(process.env.BENCH_BASELINE_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
+  const child = spawn(process.execPath, [...nodeArgs, script], {
     env: { ...process.env, BENCH_BASELINE: JSON.stringify({ listen, ...shape }) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -32,7 +32,9 @@ export async function startBenchDaemon(options: { nodeArgs?: string[]; args?: st
   const env = { ...process.env, TOKEND_SOCKET: dirs.socket, TOKEND_CONFIG_DIR: dirs.configDir, TOKEND_STORE: 'memory', BROWSER: 'false', ...options.env };
   const logPath = join(dirs.root, 'daemon.log');
   const logFd = openSync(logPath, 'a');
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), BIN, 'serve', '--socket', dirs.socket, ...(options.args ?? [])], {
+  // BENCH_DAEMON_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/profiles`: node refuses those in NODE_OPTIONS.
+  const nodeArgs = [...(process.env.BENCH_DAEMON_NODE_ARGS?.split(' ').filter(Boolean) ?? []), ...(options.nodeArgs ?? [])];
+  const child = spawn(process.execPath, [...nodeArgs, BIN, 'serve', '--socket', dirs.socket, ...(options.args ?? [])], {
     env,
     cwd: dirs.root,
     stdio: ['ignore', process.env.BENCH_DAEMON_STDOUT === undefined ? 'ignore' : openSync(process.env.BENCH_DAEMON_STDOUT, 'w'), logFd],
