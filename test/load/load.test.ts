@@ -131,10 +131,15 @@ describe('load and floods', () => {
     console.log(`samples: ${samples.map((s) => `${s.at.toFixed(0)}s ${s.rssMiB.toFixed(0)}MiB ${s.fds}fd`).join(', ')}`);
     assert.deepEqual(errors.slice(0, 10), [], `${errors.length} of ${requests} requests failed`);
     assert.ok(requests > LOAD_SECONDS * 20, `only ${requests} requests in ${LOAD_SECONDS} s`);
-    // Flat: the second half grows less than 10 % (and 8 MiB of slack for the collector's rhythm).
-    const rssLow = Math.min(...secondHalf.map((s) => s.rssMiB));
+    // Flat: the floor RSS returns to after each collection does not rise through the second half (a
+    // leak raises it); peaks between collections stay within 30 % of it (the collector's rhythm: with
+    // clients reconnecting thousands of times a second, old space grows by ~25 MiB between major GCs).
+    const floor = (samples: typeof secondHalf) => Math.min(...samples.map((s) => s.rssMiB));
+    const earlyFloor = floor(secondHalf.slice(0, Math.ceil(secondHalf.length / 2)));
+    const lateFloor = floor(secondHalf.slice(Math.floor(secondHalf.length / 2)));
     const rssHigh = Math.max(...secondHalf.map((s) => s.rssMiB));
-    assert.ok(rssHigh <= rssLow * 1.1 + 8, `RSS moved from ${rssLow.toFixed(1)} to ${rssHigh.toFixed(1)} MiB in the second half`);
+    assert.ok(lateFloor <= earlyFloor * 1.1 + 8, `the RSS floor rose from ${earlyFloor.toFixed(1)} to ${lateFloor.toFixed(1)} MiB in the second half`);
+    assert.ok(rssHigh <= earlyFloor * 1.3 + 8, `RSS peaked at ${rssHigh.toFixed(1)} MiB over a floor of ${earlyFloor.toFixed(1)} MiB in the second half`);
     assert.ok(last.rssMiB <= first.rssMiB * 1.25 + 8, `RSS grew from ${first.rssMiB.toFixed(1)} to ${last.rssMiB.toFixed(1)} MiB after warm-up`);
     const fdSpread = Math.max(...warm.map((s) => s.fds)) - Math.min(...warm.map((s) => s.fds));
     assert.ok(fdSpread <= 12, `open descriptors varied by ${fdSpread} after warm-up (${first.fds} → ${last.fds})`);
