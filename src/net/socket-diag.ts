@@ -6,7 +6,7 @@ import { addressBytes, asIpv4, asIpv6 } from './ip-address.js';
  * (what `ss` uses). The kernel finds the socket in its hash table, so the answer costs the same whether
  * the machine holds ten sockets or a hundred thousand in TIME_WAIT — unlike /proc/net/tcp, which the
  * kernel generates by walking all of them. Node has no netlink sockets; koffi calls libc's socket(2),
- * send(2), recv(2) and close(2) directly. Loaded on the first lookup: only TCP listeners need it.
+ * send(2), recv(2) and close(2) directly. Loaded when a TCP listener starts: nothing else needs it.
  */
 
 /** One end of a socket: the address as Node writes it, and the port. */
