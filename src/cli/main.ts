@@ -1,4 +1,5 @@
 import { ExitCode, UsageError } from '../errors.js';
+import { pinNextTickShape } from '../tick-shape.js';
 import { VERSION } from '../version.js';
 import { reportFailure } from './exit.js';
 import { line, processIo, type Io } from './io.js';
@@ -45,6 +46,7 @@ Environment: TOKEND_SOCKET, TOKEND_CONFIG_DIR, TOKEND_STORE, TOKEND_FILE_PASSPHR
 }
 
 export async function main(argv: string[], io: Io = processIo()): Promise<number> {
+  pinNextTickShape();
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     line(name === undefined ? io.stderr : io.stdout, await help());

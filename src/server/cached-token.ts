@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Broker, CallerInfo, IssuedToken } from '../broker/broker.js';
 import { ScopeSet } from '../broker/scopes.js';
 import { metadataHeaderRefusal } from './metadata-headers.js';
-import { TOKEN_HEADERS, tokenBody } from './replies.js';
+import { tokenBody, tokenHeaderList } from './replies.js';
 
 /** Who asked, from what the connection tells. */
 export type CallerOf = (request: Pick<IncomingMessage, 'socket'>) => CallerInfo;
@@ -41,14 +41,15 @@ export function answerCachedToken(deps: CachedTokenDeps, request: IncomingMessag
   try {
     const account = decoded(match[1]!);
     const scopes = match[2] === undefined || match[2] === '' ? undefined : ScopeSet.parse(decoded(match[2]));
-    issued = deps.broker.serveCached({ account, ...(scopes === undefined ? {} : { scopes }), caller: deps.callerOf(request) });
+    const caller = deps.callerOf(request);
+    issued = deps.broker.serveCached(scopes === undefined ? { account, caller } : { account, scopes, caller });
   } catch {
     return false;
   }
   if (issued === undefined) return false;
   const body = tokenBody(issued);
   // A string body goes out in one write with the headers (a Buffer would take a second one).
-  response.writeHead(200, { ...TOKEN_HEADERS, 'content-length': Buffer.byteLength(body) });
+  response.writeHead(200, tokenHeaderList(Buffer.byteLength(body)));
   response.end(body);
   return true;
 }
