@@ -1,12 +1,12 @@
 import { daemonLogLocation } from '../log-location.js';
 import { lstat } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
-import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { loadConfig } from '../config/config.js';
 import { DaemonUnreachableError, errorFromJson, isTokendError, UpstreamUnavailableError } from '../errors.js';
 import { checkOwner, ensurePrivateDir } from '../fs/private-path.js';
 import type { DefaultChanged, LoginOutcome, LoginStartResponse, LoginState, StoreMoved, TokenResponse, UpstreamProbe } from '../protocol.js';
+import type { ExchangeError } from './unix-http.js';
+import { exchange } from './unix-http.js';
 
 export interface SocketClientOptions {
   /** Default: TOKEND_SOCKET, the config file, else the default path, as for the CLI (`tokend env` prints it). */
@@ -123,69 +123,51 @@ export class TokendClient {
     return this.send<T>(method, path, body, extraTimeoutMs);
   }
 
-  private send<T>(method: string, path: string, body: unknown, extraTimeoutMs: number): Promise<T> {
+  private async send<T>(method: string, path: string, body: unknown, extraTimeoutMs: number): Promise<T> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const timeoutMs = this.timeoutMs + extraTimeoutMs;
-    return new Promise<T>((resolve, reject) => {
-      const req = httpRequest(
-        {
-          // A connection of its own rather than the global agent's: the agent looks at the Host header
-          // as a TLS server name, and its first look compiles node's IPv6 pattern (~4 ms of a CLI's start).
-          createConnection: () => connect(this.socketPath),
-          path,
-          method,
-          headers: {
-            host: 'localhost',
-            'metadata-flavor': 'Google',
-            ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
-          },
-          timeout: timeoutMs,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            if (size > MAX_RESPONSE_BYTES) req.destroy(new Error('response too large'));
-            else chunks.push(chunk);
-          });
-          res.on('end', () => {
-            let parsed: unknown;
-            try {
-              parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-            } catch {
-              reject(
-                new DaemonUnreachableError(`the process on ${this.socketPath} did not answer like tokend`, {
-                  hint: 'another program serves this socket: stop it, or point TOKEND_SOCKET at your tokend',
-                }),
-              );
-              return;
-            }
-            const status = res.statusCode ?? 500;
-            if (status >= 200 && status < 300) resolve(parsed as T);
-            else reject(errorFromJson(parsed, status));
-          });
-          res.on('error', reject);
-        },
+    let answer;
+    try {
+      answer = await exchange(
+        this.socketPath,
+        { method, path, headers: { 'metadata-flavor': 'Google', ...(payload === undefined ? {} : { 'content-type': 'application/json' }) }, ...(payload === undefined ? {} : { body: payload }) },
+        { timeoutMs, maxBytes: MAX_RESPONSE_BYTES },
       );
-      req.on('timeout', () => {
-        req.destroy();
-        reject(new UpstreamUnavailableError(`tokend did not answer within ${Math.round(timeoutMs / 1000)} s`, {
-          hint: `check ${daemonLogLocation()}`,
-        }));
-      });
-      req.on('error', (error: NodeJS.ErrnoException) => {
-        if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') {
-          reject(new DaemonUnreachableError(`no tokend is running on ${this.socketPath}`, { hint: startHint(this.socketPath) }));
-        } else if (error.code === 'EACCES') {
-          reject(new DaemonUnreachableError(`permission denied on ${this.socketPath}: it belongs to another user`, {
-            hint: 'run tokend as yourself, or point TOKEND_SOCKET at your own daemon',
-          }));
-        } else {
-          reject(new DaemonUnreachableError(`cannot talk to tokend on ${this.socketPath} (${error.code ?? 'error'})`, { hint: startHint(this.socketPath) }));
-        }
-      });
-      req.end(payload);
+    } catch (error) {
+      throw this.failure(error as ExchangeError, timeoutMs);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(answer.body.toString('utf8'));
+    } catch {
+      throw this.notTokend();
+    }
+    if (answer.status >= 200 && answer.status < 300) return parsed as T;
+    throw errorFromJson(parsed, answer.status);
+  }
+
+  private notTokend(): DaemonUnreachableError {
+    return new DaemonUnreachableError(`the process on ${this.socketPath} did not answer like tokend`, {
+      hint: 'another program serves this socket: stop it, or point TOKEND_SOCKET at your tokend',
     });
+  }
+
+  private failure(error: ExchangeError, timeoutMs: number): Error {
+    switch (error.code) {
+      case 'timeout':
+        return new UpstreamUnavailableError(`tokend did not answer within ${Math.round(timeoutMs / 1000)} s`, { hint: `check ${daemonLogLocation()}` });
+      case 'malformed':
+      case 'too-large':
+        return this.notTokend();
+      case 'ENOENT':
+      case 'ECONNREFUSED':
+        return new DaemonUnreachableError(`no tokend is running on ${this.socketPath}`, { hint: startHint(this.socketPath) });
+      case 'EACCES':
+        return new DaemonUnreachableError(`permission denied on ${this.socketPath}: it belongs to another user`, {
+          hint: 'run tokend as yourself, or point TOKEND_SOCKET at your own daemon',
+        });
+      default:
+        return new DaemonUnreachableError(`cannot talk to tokend on ${this.socketPath} (${error.code})`, { hint: startHint(this.socketPath) });
+    }
   }
 }
