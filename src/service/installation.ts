@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { isAbsolute } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { SECRET_ENVIRONMENT, SETTINGS_ENVIRONMENT, type Config } from '../config/config.js';
 import type { Env } from '../config/paths.js';
 import { ConfigError, InternalError } from '../errors.js';
+import { PACKAGE_ROOT } from '../package-root.js';
 import { VERSION } from '../version.js';
 
 /** What a service definition must name to run this copy of tokend as this user, as `tokend serve` runs here. */
@@ -30,10 +30,8 @@ export interface Installation {
   withheld: string[];
 }
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
-
 export function describeInstallation(config: Config, env: Env): Installation {
-  const entry = `${ROOT}/bin/tokend.js`;
+  const entry = `${PACKAGE_ROOT}/bin/tokend.js`;
   if (!existsSync(entry)) {
     throw new InternalError(`this copy of tokend has no entry point at ${entry}`, { hint: 'reinstall tokend (`npm ci` in its checkout), then run `tokend service install` again' });
   }
@@ -58,7 +56,7 @@ export function describeInstallation(config: Config, env: Env): Installation {
     version: VERSION,
     node: process.execPath,
     entry,
-    root: ROOT,
+    root: PACKAGE_ROOT,
     args: ['serve'],
     home: env.HOME !== undefined && isAbsolute(env.HOME) ? env.HOME : homedir(),
     uid: userInfo().uid,
