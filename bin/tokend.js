@@ -3,6 +3,7 @@
 // prepare script). CommonJS on purpose (bin/package.json): it starts sooner than ES modules.
 const { existsSync } = require('node:fs');
 const { join } = require('node:path');
+const { load } = require('./compiled-bundle.js');
 
 const entry = join(__dirname, '..', 'dist', 'tokend.cjs');
 if (!existsSync(entry)) {
@@ -10,7 +11,7 @@ if (!existsSync(entry)) {
   console.error('hint: run `npm run build` (or `npm ci`) in the tokend checkout');
   process.exit(1);
 }
-require(entry)
+load(entry)
   .main(process.argv.slice(2))
   .then((code) => {
     process.exitCode = code;
