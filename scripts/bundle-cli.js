@@ -6,10 +6,10 @@
 // writes V8's code cache for the bundle (bin/compiled-bundle.js reads it).
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
-const root = new URL('..', import.meta.url).pathname;
-
+const root = fileURLToPath(new URL('..', import.meta.url));
 const bundle = `${root}dist/tokend.cjs`;
 
 await build({

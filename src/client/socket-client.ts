@@ -5,8 +5,7 @@ import { loadConfig } from '../config/config.js';
 import { DaemonUnreachableError, errorFromJson, isTokendError, UpstreamUnavailableError } from '../errors.js';
 import { checkOwner, ensurePrivateDir } from '../fs/private-path.js';
 import type { DefaultChanged, LoginOutcome, LoginStartResponse, LoginState, StoreMoved, TokenResponse, UpstreamProbe } from '../protocol.js';
-import type { ExchangeError } from './unix-http.js';
-import { exchange } from './unix-http.js';
+import { exchange, type ExchangeError } from './unix-http.js';
 
 export interface SocketClientOptions {
   /** Default: TOKEND_SOCKET, the config file, else the default path, as for the CLI (`tokend env` prints it). */
