@@ -200,6 +200,8 @@ export async function consentViaChromium(
     return { url: page.url(), title: await page.title(), text: await page.locator('body').innerText() };
   } finally {
     await context?.close();
-    await rm(profile, { recursive: true, force: true });
+    // Chromium's helper processes can still be writing into the profile for a moment after close()
+    // resolves (seen in CI as ENOTEMPTY); rm retries exactly those races.
+    await rm(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   }
 }
