@@ -49,7 +49,8 @@ interface HitTally {
  * second writes one line, not a thousand, and the journal never drops lines for the rate.
  */
 export class AuditTrail {
-  private readonly hits = new Map<string, HitTally>();
+  /** Tallies by cache key, then by caller: the broker hands over the same key string on every hit, so V8 hashes it once. */
+  private readonly hits = new Map<string, Map<string, HitTally>>();
   private timer: TimerHandle | undefined;
 
   constructor(
@@ -68,12 +69,14 @@ export class AuditTrail {
     }
     if (!this.logger.isLevelEnabled('info')) return;
     const caller = token.caller;
-    const key = caller === undefined ? token.key : caller.uid === undefined && caller.pid === undefined ? `${token.key}\n${caller.transport}` : `${token.key}\n${caller.transport}\n${caller.uid}\n${caller.pid}`;
+    const callerKey = caller === undefined ? '' : caller.uid === undefined && caller.pid === undefined ? caller.transport : `${caller.transport}\n${caller.uid}\n${caller.pid}`;
     const now = this.clock.wallTime();
-    let tally = this.hits.get(key);
+    let byCaller = this.hits.get(token.key);
+    if (byCaller === undefined) this.hits.set(token.key, (byCaller = new Map<string, HitTally>()));
+    let tally = byCaller.get(callerKey);
     if (tally === undefined) {
       tally = { account: token.account, scopes: token.scopes, caller: withoutPort(caller), count: 0, ports: new Set(), otherPorts: 0, firstAt: now, lastAt: now, expiresIn: token.expiresIn };
-      this.hits.set(key, tally);
+      byCaller.set(callerKey, tally);
     }
     tally.count++;
     tally.lastAt = now;
@@ -93,23 +96,25 @@ export class AuditTrail {
   flush(): void {
     this.timer?.cancel();
     this.timer = undefined;
-    for (const tally of this.hits.values()) {
-      const ports = tally.ports.size === 0 ? {} : { ports: [...tally.ports], ...(tally.otherPorts === 0 ? {} : { other_ports: tally.otherPorts }) };
-      this.logger.info(
-        {
-          event: 'token_issued',
-          account: tally.account,
-          scopes: tally.scopes.scopes,
-          cache: 'hit',
-          count: tally.count,
-          first_at: new Date(tally.firstAt).toISOString(),
-          last_at: new Date(tally.lastAt).toISOString(),
-          expires_in: tally.expiresIn,
-          caller: tally.caller,
-          ...ports,
-        },
-        tally.count === 1 ? 'access token issued' : `access token issued ${tally.count} times`,
-      );
+    for (const byCaller of this.hits.values()) {
+      for (const tally of byCaller.values()) {
+        const ports = tally.ports.size === 0 ? {} : { ports: [...tally.ports], ...(tally.otherPorts === 0 ? {} : { other_ports: tally.otherPorts }) };
+        this.logger.info(
+          {
+            event: 'token_issued',
+            account: tally.account,
+            scopes: tally.scopes.scopes,
+            cache: 'hit',
+            count: tally.count,
+            first_at: new Date(tally.firstAt).toISOString(),
+            last_at: new Date(tally.lastAt).toISOString(),
+            expires_in: tally.expiresIn,
+            caller: tally.caller,
+            ...ports,
+          },
+          tally.count === 1 ? 'access token issued' : `access token issued ${tally.count} times`,
+        );
+      }
     }
     this.hits.clear();
   }

@@ -192,7 +192,7 @@ export class Broker {
     const cached = this.cache.get(key);
     let token: CachedToken;
     let outcome: CacheOutcome;
-    if (cached !== undefined && this.isServable(cached)) {
+    if (cached !== undefined && this.isServable(cached, this.clock.now())) {
       token = cached;
       outcome = 'hit';
     } else {
@@ -202,14 +202,15 @@ export class Broker {
     }
     // A token the last, still unstored rotation brought: the rotation must reach the store first.
     if (token.rotation > account.storedRotations) await this.storeRotation(account);
-    return this.issue(account, scopes, key, token, outcome, request.caller);
+    return this.issue(account, scopes, key, token, outcome, request.caller, this.clock.now());
   }
 
   /** The cached token served at once, when it is servable and no rotation waits to be stored. */
   private plainHit(account: Account, scopes: ScopeSet, key: string, caller: CallerInfo | undefined): IssuedToken | undefined {
     const cached = this.cache.get(key);
-    if (cached === undefined || !this.isServable(cached) || cached.rotation > account.storedRotations) return undefined;
-    return this.issue(account, scopes, key, cached, 'hit', caller);
+    const now = this.clock.now();
+    if (cached === undefined || !this.isServable(cached, now) || cached.rotation > account.storedRotations) return undefined;
+    return this.issue(account, scopes, key, cached, 'hit', caller, now);
   }
 
   /** The account and scope set a request names, checked: healthy, and every scope granted. */
@@ -227,12 +228,11 @@ export class Broker {
     return { account, scopes, key: cacheKey(account.email, scopes) };
   }
 
-  private isServable(token: CachedToken): boolean {
-    return remainingSeconds(token, this.clock.now()) > this.serveThresholdSeconds(token);
+  private isServable(token: CachedToken, now: number): boolean {
+    return remainingSeconds(token, now) > this.serveThresholdSeconds(token);
   }
 
-  private issue(account: Account, scopes: ScopeSet, key: string, token: CachedToken, outcome: CacheOutcome, caller: CallerInfo | undefined): IssuedToken {
-    const now = this.clock.now();
+  private issue(account: Account, scopes: ScopeSet, key: string, token: CachedToken, outcome: CacheOutcome, caller: CallerInfo | undefined, now: number): IssuedToken {
     token.lastUsedAt = now;
     token.uses++;
     this.scheduleBackgroundRefresh(key, token);

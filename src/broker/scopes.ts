@@ -64,6 +64,8 @@ const MAX_REMEMBERED_LENGTH = 1024;
 export class ScopeSet {
   readonly scopes: readonly string[];
   readonly key: string;
+  /** The last set this one was found inside: a cache hit checks the same pair on every request. */
+  private knownSuperset: ScopeSet | undefined;
 
   private constructor(
     scopes: Iterable<string>,
@@ -130,7 +132,10 @@ export class ScopeSet {
   }
 
   isSubsetOf(other: ScopeSet): boolean {
-    return this.scopes.every((scope) => other.has(scope));
+    if (other === this.knownSuperset) return true;
+    if (!this.scopes.every((scope) => other.has(scope))) return false;
+    this.knownSuperset = other;
+    return true;
   }
 
   union(other: ScopeSet): ScopeSet {

@@ -14,8 +14,18 @@ export interface CachedToken {
   uses: number;
 }
 
+/**
+ * The key last made for each scope set (sets are immutable, and parsed lists are remembered): a cache
+ * hit then looks up a string V8 has hashed before, where a new one would be hashed and compared whole.
+ */
+const lastKeys = new WeakMap<ScopeSet, { accountEmail: string; key: string }>();
+
 export function cacheKey(accountEmail: string, scopes: ScopeSet): string {
-  return `${accountEmail}\n${scopes.key}`;
+  const last = lastKeys.get(scopes);
+  if (last?.accountEmail === accountEmail) return last.key;
+  const key = `${accountEmail}\n${scopes.key}`;
+  lastKeys.set(scopes, { accountEmail, key });
+  return key;
 }
 
 export function remainingSeconds(token: CachedToken, now: number): number {

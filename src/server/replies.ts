@@ -1,5 +1,6 @@
 import type { FastifyReply } from 'fastify';
 import type { IssuedToken } from '../broker/broker.js';
+import type { Secret } from '../secret.js';
 
 // Exact types: Python's google-auth 1.x compares the whole Content-Type string with "application/json".
 const JSON_TYPE = 'application/json';
@@ -32,9 +33,20 @@ export function tokenHeaderList(contentLength: number): string[] {
   return [...TOKEN_HEADER_LIST, 'content-length', String(contentLength)];
 }
 
+/**
+ * The body last made for each token: expires_in changes once a second, and a program asking a
+ * thousand times a second gets the same string instead of a new one to build and measure each time.
+ * It lives no longer than the token it holds (the Secret is the key).
+ */
+const lastBodies = new WeakMap<Secret, { expiresIn: number; body: string }>();
+
 /** A token answer's body, in the metadata server's shape. */
 export function tokenBody(issued: IssuedToken): string {
-  return `{"access_token":${JSON.stringify(issued.accessToken.reveal())},"expires_in":${issued.expiresIn},"token_type":"Bearer"}`;
+  const last = lastBodies.get(issued.accessToken);
+  if (last?.expiresIn === issued.expiresIn) return last.body;
+  const body = `{"access_token":${JSON.stringify(issued.accessToken.reveal())},"expires_in":${issued.expiresIn},"token_type":"Bearer"}`;
+  lastBodies.set(issued.accessToken, { expiresIn: issued.expiresIn, body });
+  return body;
 }
 
 export function sendToken(reply: FastifyReply, issued: IssuedToken): FastifyReply {

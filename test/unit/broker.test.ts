@@ -54,6 +54,19 @@ describe('broker: tokens', () => {
     assert.equal(upstream.refreshCalls.length, 1);
   });
 
+  test('one scope set asked of two accounts in turn gets each its own token', async () => {
+    const { broker, upstream } = await setup();
+    await broker.adoptConsent({ email: 'bob@example.com', refreshToken: new Secret('refresh-bob'), granted: ScopeSet.of([BQ]), client: fakeClient, clientFile: undefined });
+    const scopes = ScopeSet.parse('bigquery');
+    const asked = [];
+    for (const account of [EMAIL, 'bob@example.com', EMAIL, 'bob@example.com']) asked.push(await broker.getToken({ account, scopes }));
+    const [alice, bob, aliceAgain, bobAgain] = asked.map((issued) => ({ account: issued.account, token: issued.accessToken.reveal(), cache: issued.cache }));
+    assert.notEqual(alice!.token, bob!.token);
+    assert.deepEqual(aliceAgain, { ...alice, cache: 'hit' });
+    assert.deepEqual(bobAgain, { ...bob, cache: 'hit' });
+    assert.deepEqual(upstream.refreshCalls.map((call) => call.refreshToken), ['refresh-original', 'refresh-bob']);
+  });
+
   test('scope sets are order-insensitive and deduplicated in the cache key', async () => {
     const { broker, upstream } = await setup();
     await broker.getToken({ account: 'default', scopes: ScopeSet.parse('bigquery,cloud-platform') });

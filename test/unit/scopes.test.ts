@@ -32,6 +32,15 @@ test('subset, missing and union', () => {
   assert.equal(granted.union(ScopeSet.parse('pubsub')).toShortList(), 'bigquery,cloud-platform,pubsub');
 });
 
+test('a subset check that passed once still checks the next set it is asked about', () => {
+  const wanted = ScopeSet.parse('bigquery');
+  const wide = ScopeSet.parse('bigquery,cloud-platform');
+  assert.ok(wanted.isSubsetOf(wide), 'bigquery is inside bigquery,cloud-platform');
+  assert.equal(wanted.isSubsetOf(ScopeSet.parse('pubsub')), false);
+  assert.equal(wanted.isSubsetOf(ScopeSet.of([`${G}cloud-platform`])), false);
+  assert.ok(wanted.isSubsetOf(wide), 'and again');
+});
+
 test('malformed scopes are refused with a clear message', () => {
   for (const bad of ['big query!', 'http://insecure.example/scope', 'https://x.example/s?q=1', 'a'.repeat(300)]) {
     assert.throws(() => ScopeSet.parse(bad), InvalidScopeError, bad);
